@@ -1,0 +1,1 @@
+//! ecco-attrib (in progress).

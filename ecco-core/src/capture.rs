@@ -1,0 +1,93 @@
+//! What a forward pass records: the capture hooks' switches and their typed results.
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Which layers' FFN activations to record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerSelection {
+    /// Every layer of the stack.
+    #[default]
+    All,
+    /// Only these layer numbers (0-based, any order, duplicates ignored).
+    Only(Vec<usize>),
+}
+
+impl LayerSelection {
+    /// The selected layer numbers in ascending order, checked against `n_layers`.
+    ///
+    /// # Errors
+    /// [`Error::LayerOutOfRange`] when a selected layer is `>= n_layers`.
+    pub fn resolve(&self, n_layers: usize) -> Result<Vec<usize>> {
+        match self {
+            Self::All => Ok((0..n_layers).collect()),
+            Self::Only(layers) => {
+                let mut layers = layers.clone();
+                layers.sort_unstable();
+                layers.dedup();
+                if let Some(&layer) = layers.iter().find(|&&l| l >= n_layers) {
+                    return Err(Error::LayerOutOfRange { layer, n_layers });
+                }
+                Ok(layers)
+            }
+        }
+    }
+
+    /// Whether `layer` is selected.
+    pub fn contains(&self, layer: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(layers) => layers.contains(&layer),
+        }
+    }
+}
+
+/// The capture hooks' switches for one forward pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureSpec {
+    /// Record the embedding output and every block's output (`layers + 1` tensors).
+    pub hidden_states: bool,
+    /// Record the input of each block's FFN output projection (after the nonlinearity).
+    pub activations: bool,
+    /// Record the softmaxed attention weights of every block.
+    pub attention: bool,
+    /// Which layers' activations to record.
+    pub layers: LayerSelection,
+}
+
+impl CaptureSpec {
+    /// Records nothing: the cheapest forward pass.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Records hidden states, activations of every layer and attention.
+    pub fn all() -> Self {
+        Self { hidden_states: true, activations: true, attention: true, layers: LayerSelection::All }
+    }
+
+    /// Whether the activations of `layer` are to be recorded.
+    pub fn wants_activations(&self, layer: usize) -> bool {
+        self.activations && self.layers.contains(layer)
+    }
+}
+
+/// What one stack (a decoder, or an encoder) recorded during a forward pass.
+///
+/// # Shapes
+/// - `hidden_states[i]`: `[batch, seq, hidden]`; index 0 is the embedding output, index `i` the
+///   output of block `i - 1`, the last one after the final norm (as Hugging Face returns them).
+/// - `activations[j] = (layer, [batch, seq, neurons])`, in ascending layer order.
+/// - `attention[i]`: `[batch, heads, query, key]`, softmaxed.
+#[derive(Debug, Default)]
+pub struct StackCaptures {
+    /// Embedding output followed by every block's output; empty unless asked for.
+    pub hidden_states: Vec<Tensor<3>>,
+    /// `(layer, activations)` for each selected layer; empty unless asked for.
+    pub activations: Vec<(usize, Tensor<3>)>,
+    /// Attention weights of every block; empty unless asked for.
+    pub attention: Vec<Tensor<4>>,
+}

@@ -1,0 +1,138 @@
+//! The backend-agnostic model trait every architecture implements.
+
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::capture::{CaptureSpec, StackCaptures};
+use crate::error::Result;
+
+/// How a model reads and produces tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// A causal (left-to-right) language model such as GPT-2.
+    #[serde(rename = "causal")]
+    Causal,
+    /// A masked language model or bare encoder such as BERT.
+    #[serde(rename = "mlm")]
+    Masked,
+    /// An encoder-decoder model such as T5.
+    #[serde(rename = "enc-dec")]
+    EncoderDecoder,
+}
+
+/// Static facts about a loaded model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// A human-readable name (the checkpoint's directory or Hub id).
+    pub name: String,
+    /// The architecture family: `gpt2`, `bert`, `t5`, ...
+    pub family: String,
+    /// How the model reads and produces tokens.
+    pub kind: ModelKind,
+    /// Number of transformer blocks (per stack).
+    pub n_layers: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Number of attention heads per block.
+    pub n_heads: usize,
+    /// Number of FFN neurons per block (width of the activations).
+    pub intermediate_size: usize,
+    /// Number of vocabulary entries the LM head scores.
+    pub vocab_size: usize,
+    /// The longest sequence the position embeddings allow, if bounded.
+    pub max_positions: Option<usize>,
+}
+
+/// The inputs of one forward pass, as embeddings so that attribution can differentiate them.
+///
+/// # Shapes
+/// - `embeds`: `[batch, seq, hidden]`, token embeddings only (the model adds positions).
+/// - `decoder_embeds`: `[batch, dec_seq, hidden]` for encoder-decoder models.
+#[derive(Debug)]
+pub struct ModelInputs {
+    /// Token embeddings of the (encoder or only) stack's input.
+    pub embeds: Tensor<3>,
+    /// Token embeddings of the decoder's input, for encoder-decoder models.
+    pub decoder_embeds: Option<Tensor<3>>,
+}
+
+impl ModelInputs {
+    /// Inputs for a single-stack model.
+    pub fn new(embeds: Tensor<3>) -> Self {
+        Self { embeds, decoder_embeds: None }
+    }
+}
+
+/// The outputs of one forward pass.
+#[derive(Debug)]
+pub struct ModelOutput {
+    /// `[batch, seq, vocab]` LM-head logits; `None` for a bare encoder.
+    pub logits: Option<Tensor<3>>,
+    /// What the encoder stack recorded (masked LMs, encoder-decoders).
+    pub encoder: Option<StackCaptures>,
+    /// What the decoder stack recorded (causal LMs, encoder-decoders).
+    pub decoder: Option<StackCaptures>,
+    /// Cross-attention weights per decoder block, `[batch, heads, dec_seq, enc_seq]`.
+    pub cross_attention: Vec<Tensor<4>>,
+}
+
+/// A transformer language model with capture hooks, on whichever device its weights live.
+///
+/// Weights are plain (non-autodiff) tensors; inputs may live on an autodiff device, in which case
+/// gradients flow to the inputs only and the weights are treated as constants.
+pub trait LanguageModel {
+    /// Static facts about the model.
+    fn info(&self) -> &ModelInfo;
+
+    /// The device the weights live on.
+    fn device(&self) -> &Device;
+
+    /// Token embeddings of `ids` (no positions), `[batch, seq]` to `[batch, seq, hidden]`.
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3>;
+
+    /// One forward pass over whole sequences, recording what `capture` asks for.
+    ///
+    /// # Errors
+    /// When the inputs do not fit the model (too long a sequence, a missing decoder input).
+    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> Result<ModelOutput>;
+
+    /// The final layer norm (GPT-2 `ln_f`), for the logit lens. `[batch, seq, hidden]`.
+    fn final_norm(&self, hidden: Tensor<3>) -> Tensor<3>;
+
+    /// The LM head on hidden states, `[batch, seq, hidden]` to `[batch, seq, vocab]`;
+    /// `None` for a bare encoder.
+    fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>>;
+}
+
+/// Keys and values of every block, kept between generation steps.
+///
+/// # Shapes
+/// `layers[i] = (keys, values)`, each `[batch, heads, seq, head_dim]`.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    /// Per block, the keys and values seen so far.
+    pub layers: Vec<(Tensor<4>, Tensor<4>)>,
+}
+
+impl KvCache {
+    /// Number of positions already cached.
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A causal LM that can decode incrementally with a KV cache.
+pub trait CausalLm: LanguageModel {
+    /// Runs `ids` (the tokens not yet cached) through the model after the cached ones.
+    ///
+    /// Returns the logits of the last position, `[vocab]`, and the extended cache.
+    ///
+    /// # Errors
+    /// When the sequence would exceed the model's positions.
+    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)>;
+}

@@ -1,0 +1,246 @@
+//! Reading and writing f32 tensors in the safetensors format.
+//!
+//! The reader parses the header itself and reads one tensor at a time, so loading a checkpoint
+//! never holds the whole file in memory next to the model.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A dense f32 tensor in row-major order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct F32Tensor {
+    /// The shape, outermost dimension first.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values, row-major.
+    pub data: Vec<f32>,
+}
+
+impl F32Tensor {
+    /// A tensor from its shape and data.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `data.len()` is not the product of `shape`.
+    pub fn new(name: &str, shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(Error::ShapeMismatch {
+                name: name.to_owned(),
+                expected: shape,
+                found: vec![data.len()],
+            });
+        }
+        Ok(Self { shape, data })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+/// Where a tensor lives in a safetensors file.
+#[derive(Clone, Debug)]
+pub struct TensorEntry {
+    /// The stored element type (`F32`, `F16`, `BF16`, ...).
+    pub dtype: String,
+    /// The stored shape.
+    pub shape: Vec<usize>,
+    begin: u64,
+    end: u64,
+}
+
+/// An open safetensors file whose header has been read; tensors are read on demand.
+#[derive(Debug)]
+pub struct SafetensorsReader {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+    entries: BTreeMap<String, TensorEntry>,
+}
+
+const MAX_HEADER: u64 = 100 * 1024 * 1024;
+
+impl SafetensorsReader {
+    /// Opens `path` and parses its header.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, [`Error::Safetensors`] when it is corrupt.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let corrupt = |reason: &str| Error::Safetensors { path: path.clone(), reason: reason.to_owned() };
+        let mut len_bytes = [0u8; 8];
+        file.read_exact(&mut len_bytes).map_err(|_| corrupt("file shorter than its header"))?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        if header_len > MAX_HEADER || 8 + header_len > file_len {
+            return Err(corrupt("header length out of bounds"));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header).map_err(|_| corrupt("truncated header"))?;
+        let raw: BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| corrupt(&format!("bad header: {e}")))?;
+        let data_start = 8 + header_len;
+        let data_len = file_len - data_start;
+        let mut entries = BTreeMap::new();
+        for (name, value) in raw {
+            if name == "__metadata__" {
+                continue;
+            }
+            let entry: HeaderEntry = serde_json::from_value(value)
+                .map_err(|e| corrupt(&format!("bad entry `{name}`: {e}")))?;
+            let [begin, end] = entry.data_offsets;
+            let elems: usize = entry.shape.iter().product();
+            let width = dtype_width(&entry.dtype).unwrap_or(0) as u64;
+            if begin > end || end > data_len || (width > 0 && end - begin != elems as u64 * width) {
+                return Err(corrupt(&format!("tensor `{name}` lies outside the file or has a wrong size")));
+            }
+            entries.insert(name, TensorEntry { dtype: entry.dtype, shape: entry.shape, begin, end });
+        }
+        Ok(Self { path, file, data_start, entries })
+    }
+
+    /// The file this reader reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Names and locations of every tensor in the file.
+    pub fn entries(&self) -> &BTreeMap<String, TensorEntry> {
+        &self.entries
+    }
+
+    /// Whether the file holds a tensor called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Reads tensor `name`, converting F16 and BF16 to f32.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`], [`Error::UnsupportedDtype`] or [`Error::Io`].
+    pub fn read_f32(&mut self, name: &str) -> Result<F32Tensor> {
+        let entry = self.entries.get(name).cloned().ok_or_else(|| Error::MissingTensor {
+            path: self.path.clone(),
+            name: name.to_owned(),
+        })?;
+        let mut bytes = vec![0u8; (entry.end - entry.begin) as usize];
+        self.file
+            .seek(SeekFrom::Start(self.data_start + entry.begin))
+            .and_then(|_| self.file.read_exact(&mut bytes))
+            .map_err(|e| Error::io(&self.path, e))?;
+        let data = decode(&entry.dtype, &bytes).ok_or_else(|| Error::UnsupportedDtype {
+            path: self.path.clone(),
+            name: name.to_owned(),
+            dtype: entry.dtype.clone(),
+        })?;
+        Ok(F32Tensor { shape: entry.shape, data })
+    }
+
+    /// Reads every tensor of the file as f32.
+    ///
+    /// # Errors
+    /// As [`SafetensorsReader::read_f32`].
+    pub fn read_all(&mut self) -> Result<BTreeMap<String, F32Tensor>> {
+        let names: Vec<String> = self.entries.keys().cloned().collect();
+        names.into_iter().map(|n| self.read_f32(&n).map(|t| (n, t))).collect()
+    }
+}
+
+fn dtype_width(dtype: &str) -> Option<usize> {
+    match dtype {
+        "F64" | "I64" | "U64" => Some(8),
+        "F32" | "I32" | "U32" => Some(4),
+        "F16" | "BF16" | "I16" | "U16" => Some(2),
+        "I8" | "U8" | "BOOL" => Some(1),
+        _ => None,
+    }
+}
+
+fn decode(dtype: &str, bytes: &[u8]) -> Option<Vec<f32>> {
+    let two = || bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+    match dtype {
+        "F32" => Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        "F16" => Some(two().map(f16_to_f32).collect()),
+        "BF16" => Some(two().map(|b| f32::from_bits(u32::from(b) << 16)).collect()),
+        _ => None,
+    }
+}
+
+/// IEEE 754 half to single precision, subnormals included.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let mant = u32::from(h & 0x3ff);
+    let bits = match (exp, mant) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: value = m * 2^-24.
+            let v = m as f32 * f32::from_bits(0x3380_0000);
+            return if sign != 0 { -v } else { v };
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 112) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Writes `tensors` as one f32 safetensors file at `path`.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be written.
+pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, F32Tensor>) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize_to_file(views, None, path)
+        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_conversion_matches_known_values() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert!(f16_to_f32(0x7c00).is_infinite());
+    }
+
+    #[test]
+    fn round_trip_and_corruption() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let path = dir.path().join("t.safetensors");
+        let mut map = BTreeMap::new();
+        map.insert("a".to_owned(), F32Tensor::new("a", vec![2, 3], vec![1., 2., 3., 4., 5., 6.])?);
+        write_safetensors(&path, &map)?;
+        let mut reader = SafetensorsReader::open(&path)?;
+        assert_eq!(reader.read_all()?, map);
+        assert!(matches!(reader.read_f32("b"), Err(Error::MissingTensor { .. })));
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        std::fs::write(&path, &bytes[..bytes.len() - 4]).map_err(|e| Error::io(&path, e))?;
+        assert!(matches!(SafetensorsReader::open(&path), Err(Error::Safetensors { .. })));
+        std::fs::write(&path, b"garbage").map_err(|e| Error::io(&path, e))?;
+        assert!(matches!(SafetensorsReader::open(&path), Err(Error::Safetensors { .. })));
+        Ok(())
+    }
+}

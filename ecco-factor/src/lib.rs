@@ -1,0 +1,1 @@
+//! ecco-factor (in progress).

@@ -1,0 +1,1 @@
+//! ecco-models (in progress).

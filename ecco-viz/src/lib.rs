@@ -1,0 +1,1 @@
+//! ecco-viz (in progress).
