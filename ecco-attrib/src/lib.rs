@@ -1,1 +1,29 @@
-//! ecco-attrib (in progress).
+//! # ecco-attrib
+//!
+//! Which input tokens drove each generated token (gradient attribution, Ecco's "primary
+//! attributions"), generic over any `ecco_core::LanguageModel`, and the logit lens.
+//!
+//! Methods: `gradient` (alias `saliency`), `grad_x_input`, `integrated_gradients` (alias `ig`),
+//! and, beyond Ecco, `occlusion`; any of them contrastive (`contrast_with`) and on the target's
+//! probability or logit. Gradients are taken with respect to the input embeddings only: the
+//! model's weights are plain tensors, never tracked. One forward and one backward pass serve a
+//! whole batch of targets.
+//!
+//! ## Crate map
+//! - [`attribute`](mod@attribute): [`attribute()`], [`occlusion()`], [`AttributionOptions`], [`Sequence`].
+//! - [`method`]: [`Method`] and the accepted names.
+//! - [`lens`]: the logit lens — layer predictions, rankings, rankings-watch.
+//! - [`gauss_legendre`](mod@gauss_legendre): captum's quadrature for integrated gradients.
+
+pub mod attribute;
+mod engine;
+pub mod error;
+pub mod gauss_legendre;
+pub mod lens;
+pub mod method;
+
+pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
+pub use engine::AttributionTarget;
+pub use error::{Error, Result};
+pub use lens::{LayerPrediction, Lens, check_compatible, layer_predictions, rank, rankings, rankings_watch};
+pub use method::{KNOWN_METHODS, Method, parse_methods};

@@ -1,1 +1,66 @@
-fn main() {}
+//! The `ecco` command: explains what a Transformer language model is doing.
+//!
+//! See `ecco --help` and the project README; the command line and the trace bundle follow
+//! `shared/spec/cli-and-trace.md`.
+
+mod args;
+mod lens_cmd;
+mod progress;
+mod trace_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Explain what a Transformer language model is doing: captures, attributions, logit lens, NMF.
+#[derive(Debug, Parser)]
+#[command(name = "ecco", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate tokens after a prompt and write a trace bundle (Ecco's `lm.generate`).
+    Generate(trace_cmd::GenerateArgs),
+    /// Run one forward pass over a text and write a trace bundle (Ecco's `lm(inputs)`).
+    Forward(trace_cmd::ForwardArgs),
+    /// Per layer, the top-k tokens each layer's hidden state predicts at a position (logit lens).
+    LayerPredictions(lens_cmd::LayerPredictionsArgs),
+    /// Per layer, the rank of every generated token (logit lens).
+    Rankings(lens_cmd::RankingsArgs),
+    /// Per layer, the ranks of chosen token ids at a position (logit lens).
+    RankingsWatch(lens_cmd::RankingsWatchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => trace_cmd::generate(&args),
+        Command::Forward(args) => trace_cmd::forward(&args),
+        Command::LayerPredictions(args) => lens_cmd::layer_predictions(&args),
+        Command::Rankings(args) => lens_cmd::rankings(&args),
+        Command::RankingsWatch(args) => lens_cmd::rankings_watch(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause its parent already quotes.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
+}

@@ -45,6 +45,22 @@ impl LayerSelection {
     }
 }
 
+/// Which positions' LM-head logits a forward pass computes.
+///
+/// The LM head is the most expensive matmul of a small model; skip it when only captures are
+/// wanted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Logits {
+    /// Every position: `[batch, seq, vocab]`.
+    #[default]
+    All,
+    /// The last position only: `[batch, 1, vocab]`.
+    Last,
+    /// None: `ModelOutput::logits` is `None`.
+    Skip,
+}
+
 /// The capture hooks' switches for one forward pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaptureSpec {
@@ -56,17 +72,26 @@ pub struct CaptureSpec {
     pub attention: bool,
     /// Which layers' activations to record.
     pub layers: LayerSelection,
+    /// Which positions' logits to compute.
+    pub logits: Logits,
 }
 
 impl CaptureSpec {
-    /// Records nothing: the cheapest forward pass.
+    /// Records nothing and computes logits at every position.
     pub fn none() -> Self {
         Self::default()
     }
 
-    /// Records hidden states, activations of every layer and attention.
+    /// Records hidden states, activations of every layer and attention, and every position's logits.
     pub fn all() -> Self {
-        Self { hidden_states: true, activations: true, attention: true, layers: LayerSelection::All }
+        Self { hidden_states: true, activations: true, attention: true, layers: LayerSelection::All, logits: Logits::All }
+    }
+
+    /// The same switches with `logits` instead.
+    #[must_use]
+    pub fn with_logits(mut self, logits: Logits) -> Self {
+        self.logits = logits;
+        self
     }
 
     /// Whether the activations of `layer` are to be recorded.

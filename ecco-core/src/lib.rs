@@ -7,7 +7,7 @@
 //!
 //! ## Crate map
 //! - [`model`]: [`LanguageModel`], [`CausalLm`], [`ModelInfo`], [`ModelKind`], inputs and outputs.
-//! - [`capture`]: [`CaptureSpec`], [`LayerSelection`], [`StackCaptures`].
+//! - [`capture`]: [`CaptureSpec`], [`LayerSelection`], [`Logits`], [`StackCaptures`].
 //! - [`trace`]: [`Trace`], [`TraceBundle`] and the bundle's file names.
 //! - [`tensors`]: [`F32Tensor`], [`SafetensorsReader`], [`write_safetensors`].
 //! - [`error`]: [`Error`] and [`Result`].
@@ -18,8 +18,8 @@ pub mod model;
 pub mod tensors;
 pub mod trace;
 
-pub use capture::{CaptureSpec, LayerSelection, StackCaptures};
+pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};
 pub use model::{CausalLm, KvCache, LanguageModel, ModelInfo, ModelInputs, ModelKind, ModelOutput};
 pub use tensors::{F32Tensor, SafetensorsReader, write_safetensors};
-pub use trace::{GenerationSettings, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel, read_trace_json};
+pub use trace::{GenerationSettings, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel, check_output_dir, read_trace_json};

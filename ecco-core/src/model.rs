@@ -66,8 +66,12 @@ impl ModelInputs {
 /// The outputs of one forward pass.
 #[derive(Debug)]
 pub struct ModelOutput {
-    /// `[batch, seq, vocab]` LM-head logits; `None` for a bare encoder.
+    /// `[batch, seq, vocab]` LM-head logits (or only the last position's, or none, as
+    /// [`CaptureSpec::logits`] asks); `None` for a bare encoder.
     pub logits: Option<Tensor<3>>,
+    /// `[batch, seq, hidden]`: the (decoder) stack's output after the final norm, the input of
+    /// the LM head. Attribution projects chosen positions of it itself.
+    pub last_hidden: Tensor<3>,
     /// What the encoder stack recorded (masked LMs, encoder-decoders).
     pub encoder: Option<StackCaptures>,
     /// What the decoder stack recorded (causal LMs, encoder-decoders).

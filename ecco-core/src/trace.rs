@@ -159,9 +159,7 @@ impl TraceBundle {
     /// # Errors
     /// [`Error::RefuseOverwrite`] for a foreign directory, [`Error::Io`] when writing fails.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        if dir.exists() {
-            check_replaceable(dir)?;
-        }
+        check_output_dir(dir)?;
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -240,7 +238,15 @@ pub fn read_trace_json(dir: &Path) -> Result<Trace> {
     serde_json::from_value(value).map_err(|e| Error::Json { path, source: e })
 }
 
-fn check_replaceable(dir: &Path) -> Result<()> {
+/// Checks that a bundle may be written to `dir`: it does not exist, is empty, or holds an
+/// earlier trace bundle. Call it before long work so a bad `--out` fails at once.
+///
+/// # Errors
+/// [`Error::RefuseOverwrite`] or [`Error::Io`].
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
     if !dir.is_dir() {
         return Err(Error::RefuseOverwrite { path: dir.to_path_buf() });
     }

@@ -1,1 +1,49 @@
-//! ecco-models (in progress).
+//! # ecco-models
+//!
+//! Transformer language models written in [burn](https://burn.dev) with capture hooks, loading
+//! Hugging Face checkpoints (`config.json`, `model.safetensors` or shards, `tokenizer.json`).
+//! Every model implements `ecco_core`'s [`LanguageModel`](ecco_core::LanguageModel); causal
+//! models also [`CausalLm`](ecco_core::CausalLm) for generation with a KV cache.
+//!
+//! ## Quick start
+//! ```no_run
+//! use ecco_models::{load, DeviceKind, GenerateOptions, generate};
+//! # fn main() -> Result<(), ecco_models::Error> {
+//! let loaded = load(std::path::Path::new("fixtures/gpt2-deep"), DeviceKind::Flex)?;
+//! let prompt = loaded.tokenizer.encode("The capital of France is", false)?;
+//! let causal = loaded.model.as_causal().expect("GPT-2 is causal");
+//! let opts = GenerateOptions { max_new_tokens: 5, sampling: None, eos_token_id: loaded.model.eos_token_id() };
+//! let ids = generate(causal, &prompt.ids, &opts, |_| {})?;
+//! println!("{}", loaded.tokenizer.decode(&ids)?);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//! - `flex` (default): burn's pure-Rust CPU backend.
+//! - `wgpu`: GPUs through wgpu (Vulkan, Metal, DirectX).
+//! - `cuda`: NVIDIA GPUs.
+//!
+//! ## Crate map
+//! - [`gpt2`]: GPT-2 (`GPT2LMHeadModel`), one file per part of the checkpoint.
+//! - [`loader`]: [`load`] a checkpoint directory into a [`Model`] with its [`Tokenizer`].
+//! - [`generate`](mod@generate): greedy and seeded sampling with a KV cache.
+//! - [`device`]: [`DeviceKind`], the `--device` choice.
+//! - [`weights`], [`tokenizer`], [`readback`], [`nn`], [`activation`]: shared parts.
+
+pub mod activation;
+pub mod device;
+pub mod error;
+pub mod generate;
+pub mod gpt2;
+pub mod loader;
+pub mod nn;
+pub mod readback;
+pub mod tokenizer;
+pub mod weights;
+
+pub use device::DeviceKind;
+pub use error::{Error, Result};
+pub use generate::{GenerateOptions, Sampling, generate};
+pub use loader::{LoadedModel, Model, SUPPORTED_MODEL_TYPES, load, load_on};
+pub use readback::{capture_pass, stack_tensors, to_f32};
+pub use tokenizer::{Encoding, Tokenizer};

@@ -1,0 +1,212 @@
+//! The batched engine behind every attribution method.
+//!
+//! A *row* is one scaled (or occluded) copy of the input embeddings and one target: the
+//! probability (or logit) of a token at one position, optionally minus a foil's. Rows are run
+//! through the model in batches; one backward pass per batch gives every row's gradient with
+//! respect to its own input copy. The causal mask keeps each position independent of later
+//! ones, so one sequence serves every generated token: row `k` reads its target at position
+//! `n_input + k - 1` and its gradient is zero past that position.
+//!
+//! Model weights are plain tensors: only the input copies live on the autodiff device.
+
+use burn::tensor::{Tensor, TensorData, activation};
+use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInputs};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What the attribution differentiates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionTarget {
+    /// The softmax probability of the target token (Ecco's choice).
+    #[default]
+    Prob,
+    /// The raw logit of the target token.
+    Logit,
+}
+
+impl std::str::FromStr for AttributionTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "prob" => Ok(Self::Prob),
+            "logit" => Ok(Self::Logit),
+            other => Err(format!("unknown attribution target `{other}` (known: prob, logit)")),
+        }
+    }
+}
+
+/// One input copy and one target.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Row {
+    /// Which output list the row's gradient adds to.
+    pub group: usize,
+    /// The input embeddings are multiplied by this (integrated gradients' alpha; 1 otherwise).
+    pub scale: f32,
+    /// The row's target is multiplied by this in the summed loss (quadrature weight).
+    pub weight: f32,
+    /// Position whose output is scored.
+    pub position: usize,
+    /// Token whose probability (or logit) is scored.
+    pub target: u32,
+    /// A token whose score is subtracted (contrastive attribution).
+    pub foil: Option<u32>,
+    /// An input position whose embedding is zeroed (occlusion).
+    pub occlude: Option<usize>,
+}
+
+/// How rows are turned into scores.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scoring {
+    pub target: AttributionTarget,
+    /// Most token positions (rows x sequence length) in one batch; bounds memory.
+    pub max_batch_tokens: usize,
+}
+
+/// Splits `rows` into consecutive batches of at most `max_batch_tokens` token positions.
+fn batches(rows: &[Row], max_batch_tokens: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        let mut len = rows[start].position + 1;
+        while end < rows.len() {
+            let next_len = len.max(rows[end].position + 1);
+            if (end + 1 - start) * next_len > max_batch_tokens {
+                break;
+            }
+            len = next_len;
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// The input copies of `rows`, `[rows, len, hidden]`, from `embeds` `[seq, hidden]`.
+fn inputs(embeds: &Tensor<2>, rows: &[Row], len: usize) -> Tensor<3> {
+    let hidden = embeds.dims()[1];
+    let multipliers: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| (0..len).map(move |j| if r.occlude == Some(j) { 0.0 } else { r.scale }))
+        .collect();
+    let m = Tensor::<3>::from_data(TensorData::new(multipliers, [rows.len(), len, 1]), &embeds.device());
+    embeds.clone().slice([0..len, 0..hidden]).unsqueeze::<3>() * m
+}
+
+/// The weighted, summed score of `rows` given their input copies `x`.
+fn score(model: &dyn LanguageModel, x: Tensor<3>, rows: &[Row], scoring: Scoring) -> Result<Tensor<1>> {
+    let [n, len, hidden] = x.dims();
+    let out = model.forward(ModelInputs::new(x), &CaptureSpec::none().with_logits(Logits::Skip))?;
+    let device = out.last_hidden.device();
+    let pick: Vec<f32> =
+        rows.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
+    let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &device);
+    let h = (out.last_hidden * pick).sum_dim(1);
+    let logits = model.lm_head(h.reshape([n, 1, hidden])).ok_or(Error::NoLmHead)?;
+    let vocab = logits.dims()[2];
+    let logits = logits.reshape([n, vocab]);
+    let values = match scoring.target {
+        AttributionTarget::Prob => activation::softmax(logits, 1),
+        AttributionTarget::Logit => logits,
+    };
+    let mut select = vec![0f32; n * vocab];
+    for (i, r) in rows.iter().enumerate() {
+        for (id, sign) in [(Some(r.target), 1.0), (r.foil, -1.0)] {
+            if let Some(id) = id {
+                let id = id as usize;
+                if id >= vocab {
+                    return Err(Error::TokenOutOfRange { id: id as u32, vocab });
+                }
+                select[i * vocab + id] += sign * r.weight;
+            }
+        }
+    }
+    let select = Tensor::<2>::from_data(TensorData::new(select, [n, vocab]), &device);
+    Ok((values * select).sum_dim(1).reshape([n]))
+}
+
+fn read(t: Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
+}
+
+/// Each row's weighted score, forward passes only.
+pub(crate) fn scores(
+    model: &dyn LanguageModel,
+    embeds: &Tensor<2>,
+    rows: &[Row],
+    scoring: Scoring,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for range in batches(rows, scoring.max_batch_tokens) {
+        let batch = &rows[range];
+        let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+        out.extend(read(score(model, inputs(embeds, batch, len), batch, scoring)?)?);
+        progress(batch.len());
+    }
+    Ok(out)
+}
+
+/// Per group, the sum of its rows' weighted gradients with respect to their input copies,
+/// `[positions, hidden]` row-major (positions up to the group's scored position).
+pub(crate) fn gradients(
+    model: &dyn LanguageModel,
+    embeds: &Tensor<2>,
+    rows: &[Row],
+    n_groups: usize,
+    scoring: Scoring,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<f32>>> {
+    let hidden = embeds.dims()[1];
+    let mut sums: Vec<Vec<f32>> = vec![Vec::new(); n_groups];
+    for r in rows {
+        let need = (r.position + 1) * hidden;
+        if sums[r.group].len() < need {
+            sums[r.group].resize(need, 0.0);
+        }
+    }
+    for range in batches(rows, scoring.max_batch_tokens) {
+        let batch = &rows[range];
+        let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+        let x = inputs(embeds, batch, len).autodiff().require_grad();
+        let total = score(model, x.clone(), batch, scoring)?.sum();
+        let grads = total.backward();
+        let grad = x.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the inputs".to_owned()))?;
+        let grad = grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
+        for (i, r) in batch.iter().enumerate() {
+            let sum = &mut sums[r.group];
+            let row = &grad[i * len * hidden..(i + 1) * len * hidden];
+            for (s, g) in sum.iter_mut().zip(row) {
+                *s += g;
+            }
+        }
+        progress(batch.len());
+    }
+    Ok(sums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(position: usize) -> Row {
+        Row { group: 0, scale: 1.0, weight: 1.0, position, target: 0, foil: None, occlude: None }
+    }
+
+    #[test]
+    fn batches_respect_the_token_budget() {
+        let rows: Vec<Row> = (0..10).map(|k| row(3 + k)).collect();
+        let b = batches(&rows, 30);
+        assert_eq!(b.iter().map(|r| r.len()).sum::<usize>(), 10);
+        for r in &b {
+            let len = rows[r.clone()].iter().map(|x| x.position + 1).max().unwrap_or(0);
+            assert!(r.len() == 1 || r.len() * len <= 30, "{r:?}");
+        }
+        // A row longer than the budget still gets a batch of its own.
+        assert_eq!(batches(&[row(100)], 10), vec![0..1]);
+    }
+}

@@ -1,0 +1,58 @@
+//! Arguments shared by several subcommands.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ecco_core::LayerSelection;
+use ecco_models::{DeviceKind, LoadedModel};
+
+/// Which model to load and where.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A local Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Where to run: flex (CPU), wgpu or cuda.
+    #[arg(long, default_value = "flex", value_name = "DEVICE")]
+    pub device: DeviceKind,
+}
+
+impl ModelArgs {
+    /// Loads the model with a spinner.
+    pub fn load(&self) -> Result<LoadedModel> {
+        let spinner = crate::progress::spinner("loading");
+        let loaded = ecco_models::load(&self.model, self.device);
+        spinner.finish_and_clear();
+        loaded.with_context(|| format!("cannot load model {}", self.model.display()))
+    }
+}
+
+/// What the final forward pass records.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Record FFN activations (input of each block's FFN output projection).
+    #[arg(long)]
+    pub activations: bool,
+    /// Only these layers' activations (comma separated, 0-based), e.g. `0,3,5`.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Record the embedding output and every block's output.
+    #[arg(long)]
+    pub hidden_states: bool,
+    /// Record softmaxed attention weights.
+    #[arg(long)]
+    pub attention: bool,
+}
+
+impl CaptureArgs {
+    /// The layer selection, refusing `--layers` without `--activations`.
+    pub fn layer_selection(&self) -> Result<LayerSelection> {
+        match &self.layers {
+            None => Ok(LayerSelection::All),
+            Some(_) if !self.activations => bail!("--layers selects activation layers: pass --activations too"),
+            Some(list) if list.is_empty() => bail!("--layers is empty"),
+            Some(list) => Ok(LayerSelection::Only(list.clone())),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `ecco layer-predictions`, `ecco rankings` and `ecco rankings-watch`: the logit lens over a
+//! trace's hidden states.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ecco_attrib::{Lens, check_compatible};
+use ecco_core::{F32Tensor, ModelKind, TraceBundle};
+use ecco_models::LoadedModel;
+use serde_json::json;
+
+use crate::args::ModelArgs;
+
+/// The model and trace every lens command reads.
+#[derive(Debug, Args)]
+pub struct LensInput {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A trace bundle made with `--hidden-states`.
+    #[arg(long, value_name = "DIR")]
+    trace: PathBuf,
+    /// `normed` applies the final layer norm to every layer first; `raw` projects as is (Ecco).
+    #[arg(long, default_value = "normed", value_name = "raw|normed")]
+    lens: Lens,
+    /// Print JSON (the documented shape) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `ecco layer-predictions`.
+#[derive(Debug, Args)]
+pub struct LayerPredictionsArgs {
+    #[command(flatten)]
+    input: LensInput,
+    /// Position P: predictions come from the hidden state at index P-1.
+    #[arg(long, value_name = "P")]
+    position: usize,
+    /// How many tokens per layer.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    topk: usize,
+    /// Only this layer (0-based).
+    #[arg(long, value_name = "L")]
+    layer: Option<usize>,
+}
+
+/// Arguments of `ecco rankings`.
+#[derive(Debug, Args)]
+pub struct RankingsArgs {
+    #[command(flatten)]
+    input: LensInput,
+}
+
+/// Arguments of `ecco rankings-watch`.
+#[derive(Debug, Args)]
+pub struct RankingsWatchArgs {
+    #[command(flatten)]
+    input: LensInput,
+    /// Token ids to watch, comma separated.
+    #[arg(long, value_name = "IDS", value_delimiter = ',', required = true)]
+    watch: Vec<u32>,
+    /// Position P: rankings come from the hidden state at index P-1.
+    #[arg(long, value_name = "P")]
+    position: usize,
+}
+
+struct Loaded {
+    model: LoadedModel,
+    bundle: TraceBundle,
+    hidden: F32Tensor,
+}
+
+impl LensInput {
+    fn load(&self) -> Result<Loaded> {
+        let bundle = TraceBundle::read(&self.trace).with_context(|| format!("cannot read trace {}", self.trace.display()))?;
+        let model = self.model.load()?;
+        check_compatible(model.model.as_lm(), &bundle.trace.model)?;
+        let stack = match bundle.trace.model.model_type {
+            ModelKind::Masked => "encoder",
+            _ => "decoder",
+        };
+        let name = format!("hidden_states.{stack}");
+        let Some(hidden) = bundle.tensors.get(&name).cloned() else {
+            bail!("{}: the trace has no hidden states: make it with `--hidden-states`", self.trace.display());
+        };
+        Ok(Loaded { model, bundle, hidden })
+    }
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `ecco layer-predictions`.
+pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
+    let l = args.input.load()?;
+    if args.topk == 0 {
+        bail!("--topk must be at least 1");
+    }
+    let tok = &l.model.tokenizer;
+    let preds = ecco_attrib::layer_predictions(
+        l.model.model.as_lm(),
+        &l.hidden,
+        args.position,
+        args.topk,
+        args.layer,
+        args.input.lens,
+        &|id| tok.token(id),
+    )?;
+    if args.input.json {
+        return print_json(&serde_json::to_value(&preds)?);
+    }
+    let target = l.bundle.trace.tokens.get(args.position).map_or("", String::as_str);
+    println!("Predictions for position {} (token {target:?}), {:?} lens", args.position, args.input.lens);
+    for (i, layer) in preds.iter().enumerate() {
+        let n = args.layer.unwrap_or(i);
+        let cells: Vec<String> = layer.iter().map(|p| format!("{:?} {:.3}", p.token, p.prob)).collect();
+        println!("layer {n:>3}: {}", cells.join("  "));
+    }
+    Ok(())
+}
+
+/// `ecco rankings`.
+pub fn rankings(args: &RankingsArgs) -> Result<()> {
+    let l = args.input.load()?;
+    let t = &l.bundle.trace;
+    let ranks = ecco_attrib::rankings(l.model.model.as_lm(), &l.hidden, &t.token_ids, t.n_input_tokens, args.input.lens)?;
+    let generated: Vec<&String> = t.tokens[t.n_input_tokens..].iter().collect();
+    if args.input.json {
+        return print_json(&json!({
+            "rankings": ranks,
+            "tokens": generated,
+            "token_ids": &t.token_ids[t.n_input_tokens..],
+            "lens": args.input.lens,
+        }));
+    }
+    println!("Rank of each generated token per layer ({:?} lens)", args.input.lens);
+    println!("{:>9} {}", "", generated.iter().map(|t| format!("{:>10.10}", format!("{t:?}"))).collect::<String>());
+    for (i, row) in ranks.iter().enumerate() {
+        println!("layer {i:>3} {}", row.iter().map(|r| format!("{r:>10}")).collect::<String>());
+    }
+    Ok(())
+}
+
+/// `ecco rankings-watch`.
+pub fn rankings_watch(args: &RankingsWatchArgs) -> Result<()> {
+    let l = args.input.load()?;
+    let ranks = ecco_attrib::rankings_watch(l.model.model.as_lm(), &l.hidden, args.position, &args.watch, args.input.lens)?;
+    let tokens: Vec<String> = args.watch.iter().map(|&id| l.model.tokenizer.token(id)).collect();
+    if args.input.json {
+        return print_json(&json!({
+            "watch": args.watch,
+            "position": args.position,
+            "rankings": ranks,
+            "tokens": tokens,
+            "lens": args.input.lens,
+        }));
+    }
+    println!("Rank of the watched tokens at position {} ({:?} lens)", args.position, args.input.lens);
+    println!("{:>9} {}", "", tokens.iter().map(|t| format!("{:>10.10}", format!("{t:?}"))).collect::<String>());
+    for (i, row) in ranks.iter().enumerate() {
+        println!("layer {i:>3} {}", row.iter().map(|r| format!("{r:>10}")).collect::<String>());
+    }
+    Ok(())
+}

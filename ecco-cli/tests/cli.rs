@@ -1,0 +1,163 @@
+//! The `ecco` binary end to end: trace bundles on the fixture checkpoints, the logit-lens
+//! commands, and one-line errors with no half-written output for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result, ensure};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join(name)
+}
+
+fn ecco(args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_ecco")).args(args).output()?)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// Runs and expects success; returns stdout.
+fn ok(args: &[&str]) -> Result<String> {
+    let out = ecco(args)?;
+    ensure!(out.status.success(), "ecco {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Runs and expects a one-line error containing `needle`, no panic and no backtrace.
+fn fails(args: &[&str], needle: &str) -> Result<()> {
+    let out = ecco(args)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "ecco {args:?} succeeded");
+    ensure!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "not a one-line error: {err:?}");
+    ensure!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
+    ensure!(err.contains(needle), "error {err:?} does not mention {needle:?}");
+    Ok(())
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.display().to_string())?)?)
+}
+
+#[test]
+fn generate_writes_the_bundle_and_the_lens_reads_it() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("trace");
+    let model = fixture("gpt2-deep");
+    ok(&[
+        "generate", "--model", s(&model), "--prompt", "The capital of France is", "--max-new-tokens", "4",
+        "--activations", "--hidden-states", "--attention", "--attribution", "grad_x_input,ig", "--ig-steps", "8",
+        "--out", s(&out),
+    ])?;
+    let trace = read_json(&out.join("trace.json"))?;
+    ensure!(trace["format"] == "ecco-trace" && trace["version"] == 1);
+    ensure!(trace["model"]["family"] == "gpt2" && trace["model"]["model_type"] == "causal");
+    ensure!(trace["backend"] == "flex");
+    let n_input = trace["n_input_tokens"].as_u64().context("n_input_tokens")? as usize;
+    let n_tokens = trace["tokens"].as_array().context("tokens")?.len();
+    ensure!(n_tokens == n_input + 4 && trace["token_ids"].as_array().map(Vec::len) == Some(n_tokens));
+    for method in ["grad_x_input", "integrated_gradients"] {
+        let lists = trace["attributions"][method].as_array().with_context(|| method.to_owned())?;
+        ensure!(lists.len() == 4);
+        for (k, list) in lists.iter().enumerate() {
+            let values: Vec<f64> = list.as_array().context("list")?.iter().filter_map(serde_json::Value::as_f64).collect();
+            ensure!(values.len() == n_input + k && (values.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        }
+    }
+    let mut reader = ecco_core::SafetensorsReader::open(out.join("tensors.safetensors"))?;
+    let layers = trace["model"]["n_layers"].as_u64().context("n_layers")? as usize;
+    let hidden = trace["model"]["hidden_size"].as_u64().context("hidden")? as usize;
+    let positions = n_tokens - 1;
+    ensure!(reader.read_f32("hidden_states.decoder")?.shape == vec![layers + 1, positions, hidden]);
+    ensure!(reader.read_f32("activations.decoder")?.shape == vec![layers, 4 * hidden, positions]);
+    ensure!(reader.read_f32("attention.decoder")?.shape[..2] == [layers, 4]);
+
+    let rankings: serde_json::Value =
+        serde_json::from_str(&ok(&["rankings", "--model", s(&model), "--trace", s(&out), "--json"])?)?;
+    let rows = rankings["rankings"].as_array().context("rankings")?;
+    ensure!(rows.len() == layers && rows.iter().all(|r| r.as_array().map(Vec::len) == Some(4)));
+    let position = n_input.to_string();
+    let preds: serde_json::Value = serde_json::from_str(&ok(&[
+        "layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", &position, "--topk", "3", "--json",
+    ])?)?;
+    ensure!(preds.as_array().map(Vec::len) == Some(layers));
+    ensure!(preds[0][0]["ranking"] == 1 && preds[0][0]["token"].is_string() && preds[0][0]["prob"].is_f64());
+    let watch: serde_json::Value = serde_json::from_str(&ok(&[
+        "rankings-watch", "--model", s(&model), "--trace", s(&out), "--watch", "5,6", "--position", &position, "--json",
+    ])?)?;
+    ensure!(watch["position"] == n_input as u64 && watch["watch"] == serde_json::json!([5, 6]));
+
+    // Lens errors name the flag or the value.
+    fails(&["rankings-watch", "--model", s(&model), "--trace", s(&out), "--watch", "99999999", "--position", "1", "--json"], "99999999")?;
+    fails(&["layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", "0", "--json"], "position 0")?;
+    fails(&["rankings", "--model", s(&fixture("gpt2-bpe")), "--trace", s(&out), "--json"], "different model")?;
+    let bare = tmp.path().join("bare");
+    ok(&["forward", "--model", s(&model), "--text", "Hello there", "--activations", "--out", s(&bare)])?;
+    fails(&["rankings", "--model", s(&model), "--trace", s(&bare), "--json"], "--hidden-states")?;
+    Ok(())
+}
+
+#[test]
+fn forward_with_layers_records_only_those() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("fwd");
+    ok(&["forward", "--model", s(&fixture("gpt2-deep")), "--text", "one two three", "--activations", "--layers", "3,1", "--out", s(&out)])?;
+    let trace = read_json(&out.join("trace.json"))?;
+    ensure!(trace["activation_layers"] == serde_json::json!([1, 3]));
+    let acts = ecco_core::SafetensorsReader::open(out.join("tensors.safetensors"))?.read_f32("activations.decoder")?;
+    ensure!(acts.shape[0] == 2);
+    Ok(())
+}
+
+#[test]
+fn bad_input_gives_one_line_errors_and_no_output() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let model = fixture("gpt2-deep");
+    let out = tmp.path().join("never");
+    let gen_args = |model: &str, prompt: &str, n: &str| -> Vec<String> {
+        ["generate", "--model", model, "--prompt", prompt, "--max-new-tokens", n, "--out", s(&out)]
+            .iter()
+            .map(|x| (*x).to_owned())
+            .collect()
+    };
+    let run = |args: Vec<String>, needle: &str| -> Result<()> {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&refs, needle)?;
+        ensure!(!out.exists(), "output written after a failure: {args:?}");
+        Ok(())
+    };
+    run(gen_args("/no/such/model", "hi", "2"), "/no/such/model")?;
+    run(gen_args(s(&model), "", "2"), "empty")?;
+    run(gen_args(s(&model), "hi", "0"), "--max-new-tokens")?;
+    let long = "a b c d e f g h ".repeat(20);
+    run(gen_args(s(&model), &long, "2"), "at most 64")?;
+    let mut args = gen_args(s(&model), "hi", "2");
+    args.extend(["--attribution".into(), "grad_x_input,deeplift".into()]);
+    run(args, "deeplift")?;
+
+    // Broken checkpoints: corrupt weights, a foreign architecture, a missing tokenizer.
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken)?;
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(model.join(f), broken.join(f))?;
+    }
+    let weights = std::fs::read(broken.join("model.safetensors"))?;
+    std::fs::write(broken.join("model.safetensors"), &weights[..weights.len() / 2])?;
+    run(gen_args(s(&broken), "hi", "2"), "model.safetensors")?;
+    let config = std::fs::read_to_string(model.join("config.json"))?.replace("\"gpt2\"", "\"llama\"");
+    std::fs::write(broken.join("config.json"), config)?;
+    run(gen_args(s(&broken), "hi", "2"), "unsupported architecture `llama`")?;
+    std::fs::copy(model.join("config.json"), broken.join("config.json"))?;
+    std::fs::remove_file(broken.join("tokenizer.json"))?;
+    run(gen_args(s(&broken), "hi", "2"), "tokenizer.json")?;
+
+    // Output paths that cannot be written, or hold something else.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "keep")?;
+    let under_file = file.join("trace");
+    fails(&["forward", "--model", s(&model), "--text", "hi", "--out", s(&under_file)], "a-file")?;
+    fails(&["forward", "--model", s(&model), "--text", "hi", "--out", s(&file)], "refusing to overwrite")?;
+    ensure!(std::fs::read_to_string(&file)? == "keep");
+    Ok(())
+}

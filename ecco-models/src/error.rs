@@ -1,0 +1,79 @@
+//! The one error type of `ecco-models`.
+
+use std::path::PathBuf;
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An error from the core crate (I/O, safetensors, shapes, trace bundles).
+    #[error(transparent)]
+    Core(#[from] ecco_core::Error),
+    /// The model directory does not exist or lacks a required file.
+    #[error("{path}: {what} not found")]
+    MissingFile {
+        /// The path that was looked for.
+        path: PathBuf,
+        /// What the file is (e.g. "model directory", "config.json").
+        what: &'static str,
+    },
+    /// `config.json` cannot be parsed or describes an impossible model.
+    #[error("{path}: invalid config: {reason}")]
+    InvalidConfig {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The checkpoint's architecture is not one we implement.
+    #[error("unsupported architecture `{found}` (supported: {supported})")]
+    UnsupportedArchitecture {
+        /// The `model_type` found in `config.json`.
+        found: String,
+        /// The supported model types, comma separated.
+        supported: String,
+    },
+    /// The checkpoint holds tensors the architecture does not use.
+    #[error("{path}: unexpected tensors in the checkpoint: {names}")]
+    UnusedTensors {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The first few unexpected names.
+        names: String,
+    },
+    /// `tokenizer.json` cannot be loaded or used.
+    #[error("{path}: tokenizer error: {reason}")]
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What the tokenizers crate reported.
+        reason: String,
+    },
+    /// The tokenizer produces ids the model's vocabulary does not have.
+    #[error("the tokenizer has {tokenizer} entries but the model's vocabulary has {model}")]
+    VocabularyMismatch {
+        /// The tokenizer's vocabulary size (with added tokens).
+        tokenizer: usize,
+        /// The model's `vocab_size`.
+        model: usize,
+    },
+    /// The input text gives no tokens.
+    #[error("the prompt is empty: it gives no tokens")]
+    EmptyPrompt,
+    /// A generation setting is out of range.
+    #[error("invalid generation setting: {0}")]
+    InvalidSetting(&'static str),
+    /// The requested device's backend is not compiled in.
+    #[error("device `{device}` is not available in this build (rebuild with `--features {feature}`)")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: String,
+        /// The cargo feature that enables it.
+        feature: &'static str,
+    },
+    /// A tensor could not be read back from the device.
+    #[error("could not read a tensor back from the device: {0}")]
+    Readback(String),
+}

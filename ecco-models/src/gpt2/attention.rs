@@ -1,0 +1,72 @@
+//! GPT-2 causal self-attention (`modeling_gpt2.py`, `GPT2Attention` with eager attention).
+
+use burn::tensor::{Tensor, activation};
+
+use crate::nn::Conv1D;
+
+/// One block's self-attention.
+#[derive(Clone, Debug)]
+pub struct Attention {
+    /// Fused query/key/value projection, `[hidden, 3 * hidden]`.
+    pub c_attn: Conv1D,
+    /// Output projection, `[hidden, hidden]`.
+    pub c_proj: Conv1D,
+    /// Number of heads.
+    pub n_head: usize,
+    /// Scores are multiplied by this (`1/sqrt(head_dim)`, and `1/(layer+1)` in some variants).
+    pub scale: f64,
+}
+
+/// What one attention call returns.
+#[derive(Debug)]
+pub struct AttentionOutput {
+    /// `[batch, seq, hidden]`.
+    pub output: Tensor<3>,
+    /// Softmaxed weights `[batch, heads, seq, past + seq]`, when asked for.
+    pub weights: Option<Tensor<4>>,
+    /// Keys and values including the past, `[batch, heads, past + seq, head_dim]`.
+    pub kv: (Tensor<4>, Tensor<4>),
+}
+
+impl Attention {
+    /// Attends from `x` to the cached `past` keys/values and to itself.
+    ///
+    /// `mask` is an additive causal mask `[1, 1, seq, past + seq]` (0 or a large negative);
+    /// `None` when every key is visible (a single new token).
+    ///
+    /// # Shapes
+    /// `x`: `[batch, seq, hidden]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        past: Option<(Tensor<4>, Tensor<4>)>,
+        mask: Option<&Tensor<4>>,
+        want_weights: bool,
+    ) -> AttentionOutput {
+        let [batch, seq, hidden] = x.dims();
+        let head_dim = hidden / self.n_head;
+        let qkv = self.c_attn.forward(x);
+        let split = |i: usize| {
+            qkv.clone()
+                .slice([0..batch, 0..seq, i * hidden..(i + 1) * hidden])
+                .reshape([batch, seq, self.n_head, head_dim])
+                .swap_dims(1, 2)
+        };
+        let (q, mut k, mut v) = (split(0), split(1), split(2));
+        if let Some((past_k, past_v)) = past {
+            k = Tensor::cat(vec![past_k, k], 2);
+            v = Tensor::cat(vec![past_v, v], 2);
+        }
+        let mut scores = q.matmul(k.clone().swap_dims(2, 3)) * self.scale;
+        if let Some(mask) = mask {
+            scores = scores + mask.clone();
+        }
+        let weights = activation::softmax(scores, 3);
+        let context = weights.clone().matmul(v.clone()).swap_dims(1, 2).reshape([batch, seq, hidden]);
+        AttentionOutput {
+            output: self.c_proj.forward(context),
+            weights: want_weights.then_some(weights),
+            kv: (k, v),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The GPT-2 model: embeddings, blocks, final norm, tied LM head; the core traits.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ecco_core::{
+    CaptureSpec, CausalLm, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelOutput, StackCaptures,
+};
+
+use crate::gpt2::block::Block;
+use crate::gpt2::config::Gpt2Config;
+use crate::nn::LayerNorm;
+
+/// Masked scores get this instead of `-inf`, so that gradients stay finite.
+const MASKED: f32 = -1e9;
+
+/// GPT-2 (`GPT2LMHeadModel`), its weights on one device.
+#[derive(Clone, Debug)]
+pub struct Gpt2 {
+    /// Token embeddings, `[vocab, hidden]`.
+    pub wte: Tensor<2>,
+    /// Position embeddings, `[positions, hidden]`.
+    pub wpe: Tensor<2>,
+    /// The blocks, in order.
+    pub h: Vec<Block>,
+    /// Final layer norm.
+    pub ln_f: LayerNorm,
+    /// An untied LM head `[vocab, hidden]`; `None` when tied to `wte`.
+    pub lm_head: Option<Tensor<2>>,
+    /// The configuration.
+    pub config: Gpt2Config,
+    /// Static facts for the traits.
+    pub info: ModelInfo,
+    /// Where the weights live.
+    pub device: Device,
+}
+
+impl Gpt2 {
+    /// Embeddings plus positions from `past_len` on, then every block.
+    ///
+    /// Returns the output and the keys/values of every block when `keep_kv`.
+    fn run(
+        &self,
+        embeds: Tensor<3>,
+        past: Option<KvCache>,
+        capture: &CaptureSpec,
+        keep_kv: bool,
+    ) -> ecco_core::Result<(ModelOutput, Option<KvCache>)> {
+        let [_, seq, hidden] = embeds.dims();
+        let past_len = past.as_ref().map_or(0, KvCache::len);
+        if past_len + seq > self.config.n_positions {
+            return Err(ecco_core::Error::SequenceTooLong { len: past_len + seq, max: self.config.n_positions });
+        }
+        let pos = self.wpe.clone().slice([past_len..past_len + seq, 0..hidden]);
+        let mut x = embeds + pos.unsqueeze::<3>();
+        let mask = (seq > 1).then(|| causal_mask(seq, past_len, &x.device()));
+        let mut past_layers = past.map(|c| c.layers.into_iter());
+        let mut captures = StackCaptures::default();
+        let mut new_cache = Vec::new();
+        if capture.hidden_states {
+            captures.hidden_states.push(x.clone());
+        }
+        let n_layer = self.h.len();
+        for (i, block) in self.h.iter().enumerate() {
+            let layer_past = past_layers.as_mut().and_then(Iterator::next);
+            let out = block.forward(x, layer_past, mask.as_ref(), capture.attention, capture.wants_activations(i));
+            x = out.hidden;
+            if let Some(a) = out.activations {
+                captures.activations.push((i, a));
+            }
+            if let Some(w) = out.attention {
+                captures.attention.push(w);
+            }
+            if keep_kv {
+                new_cache.push(out.kv);
+            }
+            // Hugging Face records the last block's output after the final norm instead.
+            if capture.hidden_states && i + 1 < n_layer {
+                captures.hidden_states.push(x.clone());
+            }
+        }
+        let x = self.ln_f.forward(x);
+        if capture.hidden_states {
+            captures.hidden_states.push(x.clone());
+        }
+        let logits = match capture.logits {
+            Logits::All => Some(self.project(x.clone())),
+            Logits::Last => {
+                let batch = x.dims()[0];
+                Some(self.project(x.clone().slice([0..batch, seq - 1..seq, 0..hidden])))
+            }
+            Logits::Skip => None,
+        };
+        let output =
+            ModelOutput { logits, last_hidden: x, encoder: None, decoder: Some(captures), cross_attention: Vec::new() };
+        Ok((output, keep_kv.then_some(KvCache { layers: new_cache })))
+    }
+
+    /// The LM head on already-normed hidden states.
+    fn project(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, hidden] = x.dims();
+        let head = self.lm_head.as_ref().unwrap_or(&self.wte);
+        let vocab = head.dims()[0];
+        x.reshape([batch * seq, hidden]).matmul(head.clone().transpose()).reshape([batch, seq, vocab])
+    }
+}
+
+/// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
+fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
+    let keys = past + seq;
+    let data: Vec<f32> =
+        (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
+    Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
+}
+
+impl LanguageModel for Gpt2 {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        burn::tensor::module::embedding(self.wte.clone(), ids)
+    }
+
+    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> ecco_core::Result<ModelOutput> {
+        self.run(inputs.embeds, None, capture, false).map(|(out, _)| out)
+    }
+
+    fn final_norm(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.ln_f.forward(hidden)
+    }
+
+    fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>> {
+        Some(self.project(hidden))
+    }
+}
+
+impl CausalLm for Gpt2 {
+    fn decode_step(&self, ids: &[u32], cache: KvCache) -> ecco_core::Result<(Tensor<1>, KvCache)> {
+        let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        let n = ids.len();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
+        let capture = CaptureSpec::none().with_logits(Logits::Last);
+        let (out, cache) = self.run(self.embed(ids), Some(cache), &capture, true)?;
+        let vocab = self.info.vocab_size;
+        let logits = out.logits.map(|l| l.reshape([vocab]));
+        match (logits, cache) {
+            (Some(l), Some(c)) => Ok((l, c)),
+            _ => unreachable!("run() returns logits and a cache when asked for both"),
+        }
+    }
+}

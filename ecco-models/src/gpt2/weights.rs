@@ -1,0 +1,90 @@
+//! Loading a Hugging Face GPT-2 checkpoint. The module tree mirrors the checkpoint's names
+//! (`wte`, `wpe`, `h.{i}.ln_1`, `h.{i}.attn.c_attn`, `h.{i}.mlp.c_fc`, `ln_f`), optionally
+//! under `transformer.` (checkpoints saved from `GPT2LMHeadModel`).
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use ecco_core::{ModelInfo, ModelKind};
+
+use crate::error::Result;
+use crate::gpt2::attention::Attention;
+use crate::gpt2::block::{Block, Mlp};
+use crate::gpt2::config::Gpt2Config;
+use crate::gpt2::model::Gpt2;
+use crate::nn::{Conv1D, LayerNorm};
+use crate::weights::WeightSource;
+
+/// Buffers some GPT-2 checkpoints carry that hold no weights: the causal-mask `attn.bias` and
+/// `attn.masked_bias` of older `transformers` versions, and a tied `lm_head.weight` copy.
+fn is_allowed_extra(name: &str, tied: bool) -> bool {
+    name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || (tied && name == "lm_head.weight")
+}
+
+/// Loads GPT-2 from `dir` (`model.safetensors` or shards) onto `device`.
+///
+/// # Errors
+/// Missing, misshapen or unexpected tensors.
+pub fn load(dir: &Path, config: Gpt2Config, name: &str, device: &Device) -> Result<Gpt2> {
+    let mut src = WeightSource::open(dir)?;
+    if !src.contains("wte.weight") && src.contains_exact("transformer.wte.weight") {
+        src.set_prefix("transformer.");
+    }
+    let (h, inner, vocab) = (config.n_embd, config.n_inner, config.vocab_size);
+    let eps = config.layer_norm_epsilon;
+    let ln = |src: &mut WeightSource, p: &str| -> Result<LayerNorm> {
+        Ok(LayerNorm { weight: src.take(&format!("{p}.weight"), [h], device)?, bias: src.take(&format!("{p}.bias"), [h], device)?, eps })
+    };
+    let conv = |src: &mut WeightSource, p: &str, d_in: usize, d_out: usize| -> Result<Conv1D> {
+        Ok(Conv1D {
+            weight: src.take(&format!("{p}.weight"), [d_in, d_out], device)?,
+            bias: src.take(&format!("{p}.bias"), [d_out], device)?,
+        })
+    };
+    let wte = src.take("wte.weight", [vocab, h], device)?;
+    let wpe = src.take("wpe.weight", [config.n_positions, h], device)?;
+    let mut blocks = Vec::with_capacity(config.n_layer);
+    for i in 0..config.n_layer {
+        let p = format!("h.{i}");
+        let mut scale = if config.scale_attn_weights { 1.0 / (config.head_dim() as f64).sqrt() } else { 1.0 };
+        if config.scale_attn_by_inverse_layer_idx {
+            scale /= (i + 1) as f64;
+        }
+        blocks.push(Block {
+            ln_1: ln(&mut src, &format!("{p}.ln_1"))?,
+            attn: Attention {
+                c_attn: conv(&mut src, &format!("{p}.attn.c_attn"), h, 3 * h)?,
+                c_proj: conv(&mut src, &format!("{p}.attn.c_proj"), h, h)?,
+                n_head: config.n_head,
+                scale,
+            },
+            ln_2: ln(&mut src, &format!("{p}.ln_2"))?,
+            mlp: Mlp {
+                c_fc: conv(&mut src, &format!("{p}.mlp.c_fc"), h, inner)?,
+                c_proj: conv(&mut src, &format!("{p}.mlp.c_proj"), inner, h)?,
+                act: config.activation,
+            },
+        });
+    }
+    let ln_f = ln(&mut src, "ln_f")?;
+    let tied = config.tie_word_embeddings;
+    let lm_head = if tied {
+        None
+    } else {
+        src.set_prefix("");
+        Some(src.take("lm_head.weight", [vocab, h], device)?)
+    };
+    src.finish(|n| is_allowed_extra(n, tied))?;
+    let info = ModelInfo {
+        name: name.to_owned(),
+        family: "gpt2".to_owned(),
+        kind: ModelKind::Causal,
+        n_layers: config.n_layer,
+        hidden_size: h,
+        n_heads: config.n_head,
+        intermediate_size: inner,
+        vocab_size: vocab,
+        max_positions: Some(config.n_positions),
+    };
+    Ok(Gpt2 { wte, wpe, h: blocks, ln_f, lm_head, config, info, device: device.clone() })
+}

@@ -1,0 +1,109 @@
+//! Loading a checkpoint directory: `config.json` decides the architecture.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use ecco_core::{CausalLm, LanguageModel};
+use serde::Deserialize;
+
+use crate::device::DeviceKind;
+use crate::error::{Error, Result};
+use crate::gpt2::{self, Gpt2, Gpt2Config};
+use crate::tokenizer::Tokenizer;
+
+/// The `model_type`s this build can load.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2"];
+
+/// A loaded model of any supported architecture.
+#[derive(Clone, Debug)]
+pub enum Model {
+    /// GPT-2 family.
+    Gpt2(Gpt2),
+}
+
+impl Model {
+    /// The model through the architecture-independent trait.
+    pub fn as_lm(&self) -> &dyn LanguageModel {
+        match self {
+            Self::Gpt2(m) => m,
+        }
+    }
+
+    /// The model as a causal LM, if it is one.
+    pub fn as_causal(&self) -> Option<&dyn CausalLm> {
+        match self {
+            Self::Gpt2(m) => Some(m),
+        }
+    }
+
+    /// The end-of-sequence id generation stops at, if the config names one.
+    pub fn eos_token_id(&self) -> Option<u32> {
+        match self {
+            Self::Gpt2(m) => m.config.eos_token_id,
+        }
+    }
+}
+
+/// A model with its tokenizer and where it came from.
+#[derive(Clone, Debug)]
+pub struct LoadedModel {
+    /// The model.
+    pub model: Model,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// The device kind the weights live on.
+    pub device_kind: DeviceKind,
+}
+
+#[derive(Deserialize)]
+struct ModelTypeOnly {
+    model_type: Option<String>,
+    #[serde(default)]
+    architectures: Vec<String>,
+}
+
+/// Loads the checkpoint in `dir` (`config.json`, `model.safetensors` or shards,
+/// `tokenizer.json`) onto a device of `kind`.
+///
+/// # Errors
+/// Missing or corrupt files, an unsupported architecture, a tokenizer that does not fit.
+pub fn load(dir: &Path, kind: DeviceKind) -> Result<LoadedModel> {
+    let device = kind.device()?;
+    load_on(dir, kind, &device)
+}
+
+/// As [`load`], onto an existing `device`.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedModel> {
+    if !dir.is_dir() {
+        return Err(Error::MissingFile { path: dir.to_path_buf(), what: "model directory" });
+    }
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(Error::MissingFile { path: config_path, what: "config.json" });
+    }
+    let text = std::fs::read_to_string(&config_path).map_err(|e| ecco_core::Error::io(&config_path, e))?;
+    let head: ModelTypeOnly = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidConfig { path: config_path.clone(), reason: e.to_string() })?;
+    let model_type = head.model_type.or_else(|| head.architectures.first().cloned()).unwrap_or_default();
+    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let model = match model_type.as_str() {
+        "gpt2" => Model::Gpt2(gpt2::load(dir, Gpt2Config::from_file(&config_path)?, &name, device)?),
+        other => {
+            return Err(Error::UnsupportedArchitecture {
+                found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },
+                supported: SUPPORTED_MODEL_TYPES.join(", "),
+            });
+        }
+    };
+    let vocab = model.as_lm().info().vocab_size;
+    if tokenizer.vocab_size() > vocab {
+        return Err(Error::VocabularyMismatch { tokenizer: tokenizer.vocab_size(), model: vocab });
+    }
+    Ok(LoadedModel { model, tokenizer, dir: dir.to_path_buf(), device_kind: kind })
+}

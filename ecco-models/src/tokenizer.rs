@@ -1,0 +1,71 @@
+//! The model's tokenizer (`tokenizer.json`, through the `tokenizers` crate).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A Hugging Face fast tokenizer, reporting raw tokens as Ecco does (e.g. `Ġworld`).
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    path: PathBuf,
+}
+
+/// A tokenised text: ids and the tokenizer's raw token strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encoding {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Raw tokens, one per id.
+    pub tokens: Vec<String>,
+}
+
+impl Tokenizer {
+    /// Loads `path` (a `tokenizer.json`).
+    ///
+    /// # Errors
+    /// [`Error::MissingFile`] or [`Error::Tokenizer`] when it cannot be parsed.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::MissingFile { path: path.to_path_buf(), what: "tokenizer.json" });
+        }
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
+        Ok(Self { inner, path: path.to_path_buf() })
+    }
+
+    /// Number of entries, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Tokenises `text` without adding special tokens (as GPT-2 does).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`].
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
+        let enc = self
+            .inner
+            .encode(text, add_special_tokens)
+            .map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })?;
+        Ok(Encoding { ids: enc.get_ids().to_vec(), tokens: enc.get_tokens().to_vec() })
+    }
+
+    /// The raw token of `id` (`<unk:ID>` when the vocabulary has no such id).
+    pub fn token(&self, id: u32) -> String {
+        self.inner.id_to_token(id).unwrap_or_else(|| format!("<unk:{id}>"))
+    }
+
+    /// The id of a raw token, if the vocabulary has it.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Decodes `ids` to text, special tokens kept.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`].
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
+    }
+}

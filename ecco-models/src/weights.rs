@@ -1,0 +1,125 @@
+//! Reading a Hugging Face checkpoint's tensors (single or sharded safetensors) into burn tensors,
+//! and checking that every stored tensor was used.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use ecco_core::{F32Tensor, SafetensorsReader};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// File name of a single-file checkpoint.
+pub const SINGLE_FILE: &str = "model.safetensors";
+/// File name of a sharded checkpoint's index.
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+#[derive(Deserialize)]
+struct ShardIndex {
+    weight_map: BTreeMap<String, String>,
+}
+
+/// The tensors of a checkpoint, read one at a time; remembers which were taken.
+#[derive(Debug)]
+pub struct WeightSource {
+    path: PathBuf,
+    readers: Vec<SafetensorsReader>,
+    location: BTreeMap<String, usize>,
+    taken: BTreeSet<String>,
+    prefix: String,
+}
+
+impl WeightSource {
+    /// Opens `dir/model.safetensors`, or the shards listed in `dir/model.safetensors.index.json`.
+    ///
+    /// # Errors
+    /// [`Error::MissingFile`] when neither exists; the reader's errors for corrupt files.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let single = dir.join(SINGLE_FILE);
+        let index = dir.join(SHARD_INDEX);
+        let (path, files) = if single.is_file() {
+            (single.clone(), vec![single])
+        } else if index.is_file() {
+            let text = std::fs::read_to_string(&index).map_err(|e| ecco_core::Error::io(&index, e))?;
+            let parsed: ShardIndex = serde_json::from_str(&text)
+                .map_err(|e| Error::InvalidConfig { path: index.clone(), reason: e.to_string() })?;
+            let files: BTreeSet<String> = parsed.weight_map.values().cloned().collect();
+            (index.clone(), files.into_iter().map(|f| dir.join(f)).collect())
+        } else {
+            return Err(Error::MissingFile { path: single, what: "model.safetensors (or its sharded index)" });
+        };
+        let mut readers = Vec::with_capacity(files.len());
+        let mut location = BTreeMap::new();
+        for (i, file) in files.iter().enumerate() {
+            if !file.is_file() {
+                return Err(Error::MissingFile { path: file.clone(), what: "checkpoint shard" });
+            }
+            let reader = SafetensorsReader::open(file)?;
+            for name in reader.entries().keys() {
+                location.insert(name.clone(), i);
+            }
+            readers.push(reader);
+        }
+        Ok(Self { path, readers, location, taken: BTreeSet::new(), prefix: String::new() })
+    }
+
+    /// Whether the checkpoint holds `name` (after the prefix).
+    pub fn contains(&self, name: &str) -> bool {
+        self.location.contains_key(&format!("{}{name}", self.prefix))
+    }
+
+    /// Whether the checkpoint holds `name` exactly, ignoring the prefix.
+    pub fn contains_exact(&self, name: &str) -> bool {
+        self.location.contains_key(name)
+    }
+
+    /// Every name below this prefix is read as `prefix + name` (e.g. `transformer.`).
+    pub fn set_prefix(&mut self, prefix: &str) {
+        prefix.clone_into(&mut self.prefix);
+    }
+
+    /// Reads `name` as f32, checking its shape.
+    ///
+    /// # Errors
+    /// [`ecco_core::Error::MissingTensor`] or [`ecco_core::Error::ShapeMismatch`].
+    pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<F32Tensor> {
+        let full = format!("{}{name}", self.prefix);
+        let Some(&i) = self.location.get(&full) else {
+            return Err(ecco_core::Error::MissingTensor { path: self.path.clone(), name: full }.into());
+        };
+        let tensor = self.readers[i].read_f32(&full)?;
+        if tensor.shape != shape {
+            return Err(ecco_core::Error::ShapeMismatch { name: full, expected: shape.to_vec(), found: tensor.shape }.into());
+        }
+        self.taken.insert(full);
+        Ok(tensor)
+    }
+
+    /// Reads `name` into a burn tensor of rank `D` on `device`.
+    ///
+    /// # Errors
+    /// As [`WeightSource::take_f32`].
+    pub fn take<const D: usize>(&mut self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>> {
+        let t = self.take_f32(name, &shape)?;
+        Ok(Tensor::from_data(TensorData::new(t.data, shape), device))
+    }
+
+    /// Fails when the checkpoint holds tensors that were not taken, except those for which
+    /// `allowed(name)` is true (buffers such as GPT-2's causal-mask `attn.bias`).
+    ///
+    /// # Errors
+    /// [`Error::UnusedTensors`] naming up to five of them.
+    pub fn finish(self, allowed: impl Fn(&str) -> bool) -> Result<()> {
+        let unused: Vec<&String> =
+            self.location.keys().filter(|n| !self.taken.contains(*n) && !allowed(n)).collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = unused.iter().take(5).map(|s| s.to_string()).collect();
+        if unused.len() > 5 {
+            names.push(format!("and {} more", unused.len() - 5));
+        }
+        Err(Error::UnusedTensors { path: self.path, names: names.join(", ") })
+    }
+}

@@ -1,0 +1,198 @@
+//! GPT-2 against `transformers` and captum: tokenisation, greedy generation, captures, logits,
+//! attributions and the logit lens, on the fixture checkpoints the fixture script built.
+
+mod common;
+
+use anyhow::{Context, Result, ensure};
+use burn::tensor::{Int, Tensor, TensorData};
+use common::{Case, Fixture, assert_close_abs, assert_close_scaled};
+use ecco_attrib::{AttributionOptions, Lens, Method, Sequence};
+use ecco_core::{CaptureSpec, F32Tensor, LayerSelection, Logits, ModelInputs};
+use ecco_models::{DeviceKind, GenerateOptions, LoadedModel, capture_pass, to_f32};
+
+const FIXTURES: &[&str] = &["gpt2-bpe", "gpt2-deep"];
+
+fn load(name: &str) -> Result<(LoadedModel, Fixture)> {
+    let fixture = Fixture::load(name)?;
+    let model = ecco_models::load(&fixture.dir, DeviceKind::Flex)?;
+    Ok((model, fixture))
+}
+
+fn for_each_case(mut f: impl FnMut(&LoadedModel, &Fixture, &Case) -> Result<()>) -> Result<()> {
+    for name in FIXTURES {
+        let (model, fixture) = load(name)?;
+        ensure!(!fixture.cases.is_empty(), "{name}: no cases");
+        for case in &fixture.cases {
+            f(&model, &fixture, case).with_context(|| format!("{name}/{}", case.name))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn tokenisation_matches_transformers() -> Result<()> {
+    for_each_case(|m, _, case| {
+        let enc = m.tokenizer.encode(&case.prompt, false)?;
+        ensure!(enc.ids == case.input_ids, "ids {:?} != {:?}", enc.ids, case.input_ids);
+        ensure!(enc.tokens == case.tokens[..case.n_prompt], "tokens {:?}", enc.tokens);
+        let all: Vec<String> = case.token_ids.iter().map(|&id| m.tokenizer.token(id)).collect();
+        ensure!(all == case.tokens, "raw tokens {all:?} != {:?}", case.tokens);
+        ensure!(m.tokenizer.decode(&case.token_ids)? == case.output_text, "decoded text differs");
+        Ok(())
+    })
+}
+
+#[test]
+fn greedy_generation_matches_transformers() -> Result<()> {
+    for_each_case(|m, _, case| {
+        let causal = m.model.as_causal().context("causal")?;
+        let opts = GenerateOptions { max_new_tokens: case.max_new_tokens, sampling: None, eos_token_id: m.model.eos_token_id() };
+        let ids = ecco_models::generate(causal, &case.input_ids, &opts, |_| {})?;
+        ensure!(ids == case.generated_ids, "generated {ids:?}, transformers {:?}", case.generated_ids);
+        Ok(())
+    })
+}
+
+fn final_pass_ids(case: &Case) -> &[u32] {
+    &case.token_ids[..case.token_ids.len() - 1]
+}
+
+#[test]
+fn captures_match_transformers() -> Result<()> {
+    for_each_case(|m, fx, case| {
+        let (tensors, layers) = capture_pass(m.model.as_lm(), final_pass_ids(case), &CaptureSpec::all())?;
+        ensure!(layers == (0..m.model.as_lm().info().n_layers).collect::<Vec<_>>());
+        for (ours, theirs) in [
+            ("hidden_states.decoder", "hidden_states"),
+            ("activations.decoder", "activations"),
+            ("attention.decoder", "attention"),
+        ] {
+            let ours_t = tensors.get(ours).with_context(|| format!("no {ours}"))?;
+            assert_close_scaled(ours, ours_t, fx.tensor(&case.name, theirs)?, 1e-4)?;
+        }
+        // --layers keeps the chosen layers in ascending order.
+        let n = m.model.as_lm().info().n_layers;
+        let spec = CaptureSpec { activations: true, layers: LayerSelection::Only(vec![n - 1, 0]), ..CaptureSpec::none() };
+        let (only, layers) = capture_pass(m.model.as_lm(), final_pass_ids(case), &spec)?;
+        ensure!(layers == vec![0, n - 1]);
+        let full = fx.tensor(&case.name, "activations")?;
+        let per_layer = full.data.len() / n;
+        let mut expected = full.data[..per_layer].to_vec();
+        expected.extend_from_slice(&full.data[(n - 1) * per_layer..]);
+        let expected = F32Tensor { shape: vec![2, full.shape[1], full.shape[2]], data: expected };
+        assert_close_scaled("activations --layers", only.get("activations.decoder").context("acts")?, &expected, 1e-4)
+    })
+}
+
+#[test]
+fn logits_match_transformers() -> Result<()> {
+    for_each_case(|m, fx, case| {
+        let lm = m.model.as_lm();
+        let ids = final_pass_ids(case);
+        let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        let t = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), lm.device());
+        let out = lm.forward(ModelInputs::new(lm.embed(t)), &CaptureSpec::none().with_logits(Logits::All))?;
+        let logits = to_f32(out.logits.context("logits")?)?;
+        let vocab = lm.info().vocab_size;
+        let p = ids.len();
+        let (ours, theirs) = match fx.tensor(&case.name, "logits") {
+            Ok(full) => (F32Tensor { shape: vec![p, vocab], data: logits.data }, full.clone()),
+            Err(_) => {
+                let tail = fx.tensor(&case.name, "logits_tail")?;
+                let rows = tail.shape[0];
+                (F32Tensor { shape: vec![rows, vocab], data: logits.data[(p - rows) * vocab..].to_vec() }, tail.clone())
+            }
+        };
+        assert_close_scaled("logits", &ours, &theirs, 1e-4)
+    })
+}
+
+fn attribute(m: &LoadedModel, case: &Case, method: Method, options: &AttributionOptions) -> Result<Vec<Vec<f32>>> {
+    let seq = Sequence { ids: &case.token_ids, n_input: case.n_prompt };
+    Ok(ecco_attrib::attribute(m.model.as_lm(), seq, method, options, &mut |_| {})?)
+}
+
+fn compare_lists(what: &str, ours: &[Vec<f32>], theirs: &[Vec<f32>], tol: f32) -> Result<()> {
+    ensure!(ours.len() == theirs.len(), "{what}: {} lists, reference {}", ours.len(), theirs.len());
+    for (k, (o, t)) in ours.iter().zip(theirs).enumerate() {
+        assert_close_abs(&format!("{what}[{k}]"), o, t, tol)?;
+        ensure!((o.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{what}[{k}] does not sum to 1");
+    }
+    Ok(())
+}
+
+#[test]
+fn attributions_match_captum() -> Result<()> {
+    let options = AttributionOptions::default();
+    for_each_case(|m, _, case| {
+        for (method, key, tol) in [
+            (Method::GradXInput, "grad_x_input", 2e-3),
+            (Method::Gradient, "gradient", 2e-3),
+            (Method::IntegratedGradients, "integrated_gradients", 1e-2),
+        ] {
+            let reference = case.attributions.get(key).with_context(|| format!("no reference {key}"))?;
+            compare_lists(key, &attribute(m, case, method, &options)?, reference, tol)?;
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn occlusion_and_contrast_match_reference() -> Result<()> {
+    let options = AttributionOptions::default();
+    for_each_case(|m, _, case| {
+        let seq = Sequence { ids: &case.token_ids, n_input: case.n_prompt };
+        let drops = ecco_attrib::occlusion(m.model.as_lm(), seq, &options, &mut |_| {})?;
+        ensure!(drops.len() == case.occlusion_raw.len());
+        for (k, (o, t)) in drops.iter().zip(&case.occlusion_raw).enumerate() {
+            let scale = t.iter().fold(0f32, |a, v| a.max(v.abs()));
+            assert_close_abs(&format!("occlusion[{k}]"), o, t, 1e-4 * scale.max(1e-3))?;
+        }
+        // Contrastive: the foil differs per step, so attribute one generated token at a time.
+        let c = &case.contrastive_grad_x_input;
+        for (k, (&foil, expected)) in c.foil_ids.iter().zip(&c.values).enumerate() {
+            let ids = &case.token_ids[..case.n_prompt + k + 1];
+            let seq = Sequence { ids, n_input: case.n_prompt + k };
+            let opts = AttributionOptions { contrast_with: Some(foil), ..options.clone() };
+            let ours = ecco_attrib::attribute(m.model.as_lm(), seq, Method::GradXInput, &opts, &mut |_| {})?;
+            compare_lists(&format!("contrastive[{k}]"), &ours, std::slice::from_ref(expected), 2e-3)?;
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn logit_lens_matches_reference() -> Result<()> {
+    for_each_case(|m, fx, case| {
+        let lm = m.model.as_lm();
+        let hidden = fx.tensor(&case.name, "hidden_states")?;
+        for (lens, ranks, watch, preds) in [
+            (Lens::Raw, &case.rankings.raw, &case.rankings_watch.raw, &case.layer_predictions.raw),
+            (Lens::Normed, &case.rankings.normed, &case.rankings_watch.normed, &case.layer_predictions.normed),
+        ] {
+            let ours = ecco_attrib::rankings(lm, hidden, &case.token_ids, case.n_prompt, lens)?;
+            ensure!(&ours == ranks, "{lens:?} rankings {ours:?} != {ranks:?}");
+            let w = &case.rankings_watch;
+            let ours = ecco_attrib::rankings_watch(lm, hidden, w.position, &w.watch, lens)?;
+            ensure!(&ours == watch, "{lens:?} rankings_watch {ours:?} != {watch:?}");
+            let lp = &case.layer_predictions;
+            let ours = ecco_attrib::layer_predictions(lm, hidden, lp.position, lp.topk, None, lens, &|id| m.tokenizer.token(id))?;
+            ensure!(ours.len() == preds.len(), "{lens:?}: {} layers", ours.len());
+            for (l, (o, t)) in ours.iter().zip(preds.iter()).enumerate() {
+                let ids: Vec<u32> = o.iter().map(|p| p.token_id).collect();
+                let ref_ids: Vec<u32> = t.iter().map(|p| p.token_id).collect();
+                ensure!(ids == ref_ids, "{lens:?} layer {l}: top-k {ids:?} != {ref_ids:?}");
+                for (a, b) in o.iter().zip(t.iter()) {
+                    ensure!(a.token == b.token && a.ranking == b.ranking, "{lens:?} layer {l}: {a:?} vs {b:?}");
+                    ensure!((a.prob - b.prob).abs() <= 1e-4 * b.prob.max(1e-2), "{lens:?} layer {l}: prob {a:?} vs {b:?}");
+                }
+            }
+        }
+        // The single-layer form returns that layer's row.
+        let lp = &case.layer_predictions;
+        let last = lm.info().n_layers - 1;
+        let one = ecco_attrib::layer_predictions(lm, hidden, lp.position, lp.topk, Some(last), Lens::Raw, &|id| m.tokenizer.token(id))?;
+        ensure!(one.len() == 1 && one[0].first().map(|p| p.token_id) == lp.raw[last].first().map(|p| p.token_id));
+        Ok(())
+    })
+}
