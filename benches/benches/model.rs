@@ -1,0 +1,32 @@
+//! Model benchmarks on a distilgpt2-sized checkpoint: a capturing forward pass over ~150 tokens
+//! and 20 greedy tokens with the KV cache.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ecco_benches::{bench_model, prompt_of};
+use ecco_core::CaptureSpec;
+use ecco_models::{DeviceKind, GenerateOptions, capture_pass, generate, load};
+
+fn benches(c: &mut Criterion) {
+    let Ok(dir) = bench_model() else { return };
+    let Ok(loaded) = load(&dir, DeviceKind::Flex) else { return };
+    let Ok(ids) = loaded.tokenizer.encode(&prompt_of(150), false).map(|e| e.ids) else { return };
+    let lm = loaded.model.as_lm();
+    let capture = CaptureSpec { hidden_states: true, activations: true, ..CaptureSpec::none() };
+    let mut group = c.benchmark_group("forward");
+    group.sample_size(10);
+    group.bench_function("150_tokens", |b| b.iter(|| capture_pass(lm, black_box(&ids), &capture)));
+    group.finish();
+
+    let Some(causal) = loaded.model.as_causal() else { return };
+    let prompt = &ids[..20];
+    let opts = GenerateOptions { max_new_tokens: 20, sampling: None, eos_token_id: None };
+    let mut group = c.benchmark_group("generate");
+    group.sample_size(10);
+    group.bench_function("20_greedy", |b| b.iter(|| generate(causal, black_box(prompt), &opts, |_| {})));
+    group.finish();
+}
+
+criterion_group!(model, benches);
+criterion_main!(model);
