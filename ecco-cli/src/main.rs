@@ -5,6 +5,7 @@
 
 mod args;
 mod lens_cmd;
+mod nmf_cmd;
 mod progress;
 mod trace_cmd;
 
@@ -32,6 +33,8 @@ enum Command {
     Rankings(lens_cmd::RankingsArgs),
     /// Per layer, the ranks of chosen token ids at a position (logit lens).
     RankingsWatch(lens_cmd::RankingsWatchArgs),
+    /// Non-negative matrix factorisation of a trace's FFN activations (Ecco's `run_nmf`).
+    Nmf(nmf_cmd::NmfArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::LayerPredictions(args) => lens_cmd::layer_predictions(&args),
         Command::Rankings(args) => lens_cmd::rankings(&args),
         Command::RankingsWatch(args) => lens_cmd::rankings_watch(&args),
+        Command::Nmf(args) => nmf_cmd::nmf(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -161,3 +161,27 @@ fn bad_input_gives_one_line_errors_and_no_output() -> Result<()> {
     ensure!(std::fs::read_to_string(&file)? == "keep");
     Ok(())
 }
+
+#[test]
+fn nmf_factorises_the_captured_layers() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("t");
+    let model = fixture("gpt2-deep");
+    ok(&["generate", "--model", s(&model), "--prompt", "one two three four", "--max-new-tokens", "5", "--activations", "--layers", "2,5,7", "--out", s(&out)])?;
+    let trace = read_json(&out.join("trace.json"))?;
+    let positions = trace["tokens"].as_array().context("tokens")?.len() - 1;
+    let v: serde_json::Value = serde_json::from_str(&ok(&["nmf", "--trace", s(&out), "--components", "3", "--from-layer", "5", "--json"])?)?;
+    ensure!(v["n_components"] == 3 && v["layers"] == serde_json::json!([5, 7]));
+    let comps = v["components"].as_array().context("components")?;
+    ensure!(comps.len() == 3 && comps.iter().all(|c| c.as_array().map(Vec::len) == Some(positions)));
+    ensure!(v["reconstruction_error"].as_f64().is_some_and(|e| e > 0.0) && v["n_iter"].as_u64().is_some());
+    ensure!(v["loadings"][0][0]["layer"].as_u64().is_some_and(|l| l == 5 || l == 7));
+    // More components than positions: clamped, as Ecco does, and said on stderr.
+    let clamped = ecco(&["nmf", "--trace", s(&out), "--components", "99", "--json"])?;
+    ensure!(clamped.status.success() && String::from_utf8_lossy(&clamped.stderr).contains("using"));
+    fails(&["nmf", "--trace", s(&out), "--components", "2", "--layers", "4"], "layer 4 is not in the trace")?;
+    fails(&["nmf", "--trace", s(&out), "--components", "2", "--from-layer", "8", "--to-layer", "9"], "empty")?;
+    let no_acts = tmp.path().join("h");
+    ok(&["forward", "--model", s(&model), "--text", "one two", "--hidden-states", "--out", s(&no_acts)])?;
+    fails(&["nmf", "--trace", s(&no_acts), "--components", "2"], "--activations")
+}

@@ -122,11 +122,11 @@ impl SafetensorsReader {
         self.entries.contains_key(name)
     }
 
-    /// Reads tensor `name`, converting F16 and BF16 to f32.
+    /// Reads tensor `name`'s stored bytes as they are, with its entry.
     ///
     /// # Errors
-    /// [`Error::MissingTensor`], [`Error::UnsupportedDtype`] or [`Error::Io`].
-    pub fn read_f32(&mut self, name: &str) -> Result<F32Tensor> {
+    /// [`Error::MissingTensor`] or [`Error::Io`].
+    pub fn read_raw(&mut self, name: &str) -> Result<(TensorEntry, Vec<u8>)> {
         let entry = self.entries.get(name).cloned().ok_or_else(|| Error::MissingTensor {
             path: self.path.clone(),
             name: name.to_owned(),
@@ -136,6 +136,40 @@ impl SafetensorsReader {
             .seek(SeekFrom::Start(self.data_start + entry.begin))
             .and_then(|_| self.file.read_exact(&mut bytes))
             .map_err(|e| Error::io(&self.path, e))?;
+        Ok((entry, bytes))
+    }
+
+    /// Reads an F32 tensor straight into an `f32` buffer (one pass, no decoding), on a
+    /// little-endian host; `None` when the tensor is stored in another dtype or the host is
+    /// big-endian.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`] or [`Error::Io`].
+    pub fn read_f32_direct(&mut self, name: &str) -> Result<Option<F32Tensor>> {
+        let entry = self.entries.get(name).cloned().ok_or_else(|| Error::MissingTensor {
+            path: self.path.clone(),
+            name: name.to_owned(),
+        })?;
+        if entry.dtype != "F32" || cfg!(target_endian = "big") {
+            return Ok(None);
+        }
+        let mut data = vec![0f32; ((entry.end - entry.begin) / 4) as usize];
+        self.file
+            .seek(SeekFrom::Start(self.data_start + entry.begin))
+            .and_then(|_| self.file.read_exact(bytemuck::cast_slice_mut(&mut data)))
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(Some(F32Tensor { shape: entry.shape, data }))
+    }
+
+    /// Reads tensor `name`, converting F16 and BF16 to f32.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`], [`Error::UnsupportedDtype`] or [`Error::Io`].
+    pub fn read_f32(&mut self, name: &str) -> Result<F32Tensor> {
+        if let Some(t) = self.read_f32_direct(name)? {
+            return Ok(t);
+        }
+        let (entry, bytes) = self.read_raw(name)?;
         let data = decode(&entry.dtype, &bytes).ok_or_else(|| Error::UnsupportedDtype {
             path: self.path.clone(),
             name: name.to_owned(),

@@ -79,24 +79,30 @@ impl WeightSource {
         prefix.clone_into(&mut self.prefix);
     }
 
+    /// Finds `name` (after the prefix), checks its shape and marks it taken.
+    fn locate(&mut self, name: &str, shape: &[usize]) -> Result<(usize, String)> {
+        let full = format!("{}{name}", self.prefix);
+        let Some(&i) = self.location.get(&full) else {
+            return Err(ecco_core::Error::MissingTensor { path: self.path.clone(), name: full }.into());
+        };
+        let found = &self.readers[i].entries()[&full].shape;
+        if found != shape {
+            return Err(ecco_core::Error::ShapeMismatch { name: full, expected: shape.to_vec(), found: found.clone() }.into());
+        }
+        self.taken.insert(full.clone());
+        Ok((i, full))
+    }
+
     /// Reads `name` as f32, checking its shape.
     ///
     /// # Errors
     /// [`ecco_core::Error::MissingTensor`] or [`ecco_core::Error::ShapeMismatch`].
     pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<F32Tensor> {
-        let full = format!("{}{name}", self.prefix);
-        let Some(&i) = self.location.get(&full) else {
-            return Err(ecco_core::Error::MissingTensor { path: self.path.clone(), name: full }.into());
-        };
-        let tensor = self.readers[i].read_f32(&full)?;
-        if tensor.shape != shape {
-            return Err(ecco_core::Error::ShapeMismatch { name: full, expected: shape.to_vec(), found: tensor.shape }.into());
-        }
-        self.taken.insert(full);
-        Ok(tensor)
+        let (i, full) = self.locate(name, shape)?;
+        Ok(self.readers[i].read_f32(&full)?)
     }
 
-    /// Reads `name` into a burn tensor of rank `D` on `device`.
+    /// Reads `name` into a burn tensor of rank `D` on `device` (F16 and BF16 widened to f32).
     ///
     /// # Errors
     /// As [`WeightSource::take_f32`].

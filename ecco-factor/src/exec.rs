@@ -1,0 +1,44 @@
+//! Where the parallel parts of a fit run: nowhere (the calling thread), rayon's global
+//! pool, or a pool of a requested size.
+
+use crate::error::{Error, Result};
+
+/// The executor of one fit.
+pub(crate) enum Exec {
+    /// Everything on the calling thread.
+    Sequential,
+    /// rayon's global pool.
+    Global,
+    /// A pool built for this fit.
+    Pool(rayon::ThreadPool),
+}
+
+impl Exec {
+    /// `None`: the global pool (sequential if it has one thread); `Some(1)`:
+    /// sequential; `Some(n)`: a new pool of `n` threads.
+    pub(crate) fn new(threads: Option<usize>) -> Result<Self> {
+        Ok(match threads {
+            None if rayon::current_num_threads() > 1 => Self::Global,
+            None | Some(1) => Self::Sequential,
+            Some(n) => Self::Pool(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::ThreadPool(e.to_string()))?,
+            ),
+        })
+    }
+
+    /// Whether work should be split at all.
+    pub(crate) fn parallel(&self) -> bool {
+        !matches!(self, Self::Sequential)
+    }
+
+    /// Runs `f` where this executor's rayon calls go to its pool.
+    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self {
+            Self::Pool(pool) => pool.install(f),
+            Self::Sequential | Self::Global => f(),
+        }
+    }
+}
