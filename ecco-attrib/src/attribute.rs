@@ -86,15 +86,7 @@ pub fn attribute(
     let hidden = embeds.dims()[1];
     let n = seq.n_generated();
     let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens };
-    let row = |k: usize| Row {
-        group: k,
-        scale: 1.0,
-        weight: 1.0,
-        position: seq.n_input + k - 1,
-        target: seq.ids[seq.n_input + k],
-        foil: options.contrast_with,
-        occlude: None,
-    };
+    let row = |k: usize| target_row(seq, options, k);
     let per_position: Vec<Vec<f32>> = match method {
         Method::Gradient | Method::GradXInput => {
             let rows: Vec<Row> = (0..n).map(row).collect();
@@ -154,15 +146,7 @@ fn occlusion_drops(
     let n = seq.n_generated();
     let mut rows = Vec::new();
     for k in 0..n {
-        let base = Row {
-            group: k,
-            scale: 1.0,
-            weight: 1.0,
-            position: seq.n_input + k - 1,
-            target: seq.ids[seq.n_input + k],
-            foil: options.contrast_with,
-            occlude: None,
-        };
+        let base = target_row(seq, options, k);
         rows.push(base.clone());
         rows.extend((0..seq.n_input + k).map(|i| Row { occlude: Some(i), ..base.clone() }));
     }
@@ -176,6 +160,19 @@ fn occlusion_drops(
         at += 1 + len;
     }
     Ok(out)
+}
+
+/// The plain row of the `k`-th generated token: its target at the position before it.
+fn target_row(seq: Sequence<'_>, options: &AttributionOptions, k: usize) -> Row {
+    Row {
+        group: k,
+        scale: 1.0,
+        weight: 1.0,
+        position: seq.n_input + k - 1,
+        target: seq.ids[seq.n_input + k],
+        foil: options.contrast_with,
+        occlude: None,
+    }
 }
 
 fn check(model: &dyn LanguageModel, seq: Sequence<'_>, options: &AttributionOptions) -> Result<()> {

@@ -46,6 +46,17 @@ pub struct CaptureArgs {
 }
 
 impl CaptureArgs {
+    /// The capture hooks' switches these flags ask for, with `layers` already checked.
+    pub fn spec(&self, layers: LayerSelection) -> ecco_core::CaptureSpec {
+        ecco_core::CaptureSpec {
+            hidden_states: self.hidden_states,
+            activations: self.activations,
+            attention: self.attention,
+            layers,
+            ..ecco_core::CaptureSpec::none()
+        }
+    }
+
     /// The layer selection, refusing `--layers` without `--activations`.
     pub fn layer_selection(&self) -> Result<LayerSelection> {
         match &self.layers {

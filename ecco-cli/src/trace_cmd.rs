@@ -117,13 +117,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
 
     let mut ids = prompt.ids.clone();
     ids.extend(&generated);
-    let capture = CaptureSpec {
-        hidden_states: args.capture.hidden_states,
-        activations: args.capture.activations,
-        attention: args.capture.attention,
-        layers,
-        ..CaptureSpec::none()
-    };
+    let capture = args.capture.spec(layers);
     // The captures come from one final pass over every token but the last generated one.
     let (tensors, activation_layers) = run_captures(&loaded, &ids[..ids.len() - 1], &capture)?;
     let mut trace = new_trace(&loaded, &ids, prompt.ids.len())?;
@@ -164,13 +158,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         }
     }
     layers.resolve(info.n_layers)?;
-    let capture = CaptureSpec {
-        hidden_states: args.capture.hidden_states,
-        activations: args.capture.activations,
-        attention: args.capture.attention,
-        layers,
-        ..CaptureSpec::none()
-    };
+    let capture = args.capture.spec(layers);
     let (tensors, activation_layers) = run_captures(&loaded, &encoding.ids, &capture)?;
     let trace = new_trace(&loaded, &encoding.ids, encoding.ids.len())?;
     write(trace, tensors, activation_layers, &args.capture, &args.out)
