@@ -13,6 +13,7 @@ use crate::engine::{AttributionTarget, Row, Scoring, gradients, scores};
 use crate::error::{Error, Result};
 use crate::gauss_legendre::gauss_legendre;
 use crate::method::Method;
+use crate::rollout::attention_rollout;
 
 /// Settings shared by every method.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +66,7 @@ pub fn work(method: Method, seq: Sequence<'_>, options: &AttributionOptions) -> 
         Method::Gradient | Method::GradXInput => n,
         Method::IntegratedGradients => n * options.ig_steps,
         Method::Occlusion => (0..n).map(|k| seq.n_input + k + 1).sum(),
+        Method::AttentionRollout => n,
     }
 }
 
@@ -114,6 +116,11 @@ pub fn attribute(
             .into_iter()
             .map(|drops| drops.into_iter().map(f32::abs).collect())
             .collect(),
+        Method::AttentionRollout => {
+            let rows = attention_rollout(model, &embeds, seq.n_input)?;
+            progress(n);
+            rows
+        }
     };
     Ok(per_position.into_iter().map(normalise).collect())
 }

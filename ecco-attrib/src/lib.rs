@@ -4,7 +4,8 @@
 //! attributions"), generic over any `ecco_core::LanguageModel`, and the logit lens.
 //!
 //! Methods: `gradient` (alias `saliency`), `grad_x_input`, `integrated_gradients` (alias `ig`),
-//! and, beyond Ecco, `occlusion`; any of them contrastive (`contrast_with`) and on the target's
+//! and, beyond Ecco, `occlusion` and `attention_rollout` (alias `rollout`, Abnar & Zuidema 2020,
+//! which reads attention only); any gradient or occlusion method contrastive (`contrast_with`) and on the target's
 //! probability or logit. Gradients are taken with respect to the input embeddings only: the
 //! model's weights are plain tensors, never tracked. One forward and one backward pass serve a
 //! whole batch of targets.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod gauss_legendre;
 pub mod lens;
 pub mod method;
+mod rollout;
 
 pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
 pub use engine::AttributionTarget;

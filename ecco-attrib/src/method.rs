@@ -20,6 +20,9 @@ pub enum Method {
     IntegratedGradients,
     /// Drop of the target when one input embedding is zeroed.
     Occlusion,
+    /// Attention rollout (Abnar & Zuidema 2020): head-averaged attention plus the residual,
+    /// composed over the blocks; ignores the target (alias `rollout`).
+    AttentionRollout,
 }
 
 /// Every accepted name and what it means, for error messages and `--help`.
@@ -30,6 +33,8 @@ pub const KNOWN_METHODS: &[(&str, Method)] = &[
     ("integrated_gradients", Method::IntegratedGradients),
     ("ig", Method::IntegratedGradients),
     ("occlusion", Method::Occlusion),
+    ("attention_rollout", Method::AttentionRollout),
+    ("rollout", Method::AttentionRollout),
 ];
 
 impl Method {
@@ -40,12 +45,13 @@ impl Method {
             Self::GradXInput => "grad_x_input",
             Self::IntegratedGradients => "integrated_gradients",
             Self::Occlusion => "occlusion",
+            Self::AttentionRollout => "attention_rollout",
         }
     }
 
     /// Whether the method needs gradients.
     pub fn needs_gradients(self) -> bool {
-        !matches!(self, Self::Occlusion)
+        !matches!(self, Self::Occlusion | Self::AttentionRollout)
     }
 }
 

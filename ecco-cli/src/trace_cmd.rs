@@ -51,7 +51,8 @@ pub struct GenerateArgs {
 #[derive(Debug, Args)]
 pub struct AttributionArgs {
     /// Attribution methods, comma separated: grad_x_input, gradient (saliency),
-    /// integrated_gradients (ig), occlusion.
+    /// integrated_gradients (ig), occlusion, attention_rollout (rollout; reads attention only,
+    /// so the target and contrast flags do not apply to it).
     #[arg(long, value_name = "LIST")]
     attribution: Option<String>,
     /// What to differentiate: the target token's `prob` (Ecco) or its `logit`.
