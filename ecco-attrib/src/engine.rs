@@ -65,19 +65,28 @@ pub(crate) struct Scoring {
     pub max_batch_tokens: usize,
 }
 
-/// Splits `rows` into consecutive batches of at most `max_batch_tokens` token positions.
+/// Most padding a batch may carry, as a fraction of its real token positions: every row of a
+/// batch is padded to the batch's longest, and that padding costs forward and backward time.
+const MAX_PADDING: f64 = 0.2;
+
+/// Splits `rows` into consecutive batches of at most `max_batch_tokens` token positions, each
+/// padded by at most [`MAX_PADDING`] (rows arrive ordered by position, so neighbours are alike).
 fn batches(rows: &[Row], max_batch_tokens: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < rows.len() {
         let mut end = start + 1;
         let mut len = rows[start].position + 1;
+        let mut real = len;
         while end < rows.len() {
-            let next_len = len.max(rows[end].position + 1);
-            if (end + 1 - start) * next_len > max_batch_tokens {
+            let row_len = rows[end].position + 1;
+            let next_len = len.max(row_len);
+            let padded = (end + 1 - start) * next_len;
+            if padded > max_batch_tokens || padded as f64 > (1.0 + MAX_PADDING) * (real + row_len) as f64 {
                 break;
             }
             len = next_len;
+            real += row_len;
             end += 1;
         }
         out.push(start..end);
@@ -208,5 +217,12 @@ mod tests {
         }
         // A row longer than the budget still gets a batch of its own.
         assert_eq!(batches(&[row(100)], 10), vec![0..1]);
+        // Rows of very different lengths are not padded to the longest.
+        let rows: Vec<Row> = (0..20).map(|k| row(9 + k)).collect();
+        for r in batches(&rows, 4096) {
+            let len = rows[r.clone()].iter().map(|x| x.position + 1).max().unwrap_or(0);
+            let real: usize = rows[r.clone()].iter().map(|x| x.position + 1).sum();
+            assert!((r.len() * len) as f64 <= 1.2 * real as f64, "{r:?}");
+        }
     }
 }
