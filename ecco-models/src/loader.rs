@@ -90,17 +90,24 @@ pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedMo
     let head: ModelTypeOnly = serde_json::from_str(&text)
         .map_err(|e| Error::InvalidConfig { path: config_path.clone(), reason: e.to_string() })?;
     let model_type = head.model_type.or_else(|| head.architectures.first().cloned()).unwrap_or_default();
-    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let model = match model_type.as_str() {
-        "gpt2" => Model::Gpt2(gpt2::load(dir, Gpt2Config::from_file(&config_path)?, &name, device)?),
-        other => {
-            return Err(Error::UnsupportedArchitecture {
+    // Parsing a 50K-entry `tokenizer.json` takes about as long as reading the weights: do both
+    // at once.
+    let (tokenizer, model) = std::thread::scope(|s| {
+        let tokenizer = s.spawn(|| Tokenizer::from_file(&dir.join("tokenizer.json")));
+        let model = match model_type.as_str() {
+            "gpt2" => Gpt2Config::from_file(&config_path)
+                .and_then(|config| gpt2::load(dir, config, &name, device))
+                .map(Model::Gpt2),
+            other => Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },
                 supported: SUPPORTED_MODEL_TYPES.join(", "),
-            });
-        }
-    };
+            }),
+        };
+        let tokenizer = tokenizer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (tokenizer, model)
+    });
+    let (tokenizer, model) = (tokenizer?, model?);
     let vocab = model.as_lm().info().vocab_size;
     if tokenizer.vocab_size() > vocab {
         return Err(Error::VocabularyMismatch { tokenizer: tokenizer.vocab_size(), model: vocab });
