@@ -141,23 +141,47 @@ impl pulp::WithSimd for HXtOp<'_> {
         let p = xb.len() / BLOCK_COLS;
         let h = self.h.as_chunks::<LANES>().0;
         let x = xb.as_chunks::<LANES>().0;
+        let panels = BLOCK_COLS / LANES;
         for pi in 0..p {
-            for r in 0..k {
+            // Two rows of `H` per pass share each load of `X`.
+            let mut r = 0;
+            while r + 1 < k {
+                let mut acc0 = [0.0_f32; LANES];
+                let mut acc1 = [0.0_f32; LANES];
+                for panel in 0..panels {
+                    let xv = &x[panel * p + pi];
+                    let (h0, h1) = (&h[panel * k + r], &h[panel * k + r + 1]);
+                    for l in 0..LANES {
+                        acc0[l] = h0[l].mul_add(xv[l], acc0[l]);
+                        acc1[l] = h1[l].mul_add(xv[l], acc1[l]);
+                    }
+                }
+                out[r * p + pi] = lane_total(&acc0);
+                out[(r + 1) * p + pi] = lane_total(&acc1);
+                r += 2;
+            }
+            if r < k {
                 let mut acc = [0.0_f32; LANES];
-                for panel in 0..BLOCK_COLS / LANES {
-                    let (hv, xv) = (&h[panel * k + r], &x[panel * p + pi]);
+                for panel in 0..panels {
+                    let (xv, hv) = (&x[panel * p + pi], &h[panel * k + r]);
                     for l in 0..LANES {
                         acc[l] = hv[l].mul_add(xv[l], acc[l]);
                     }
                 }
-                let mut sum = 0.0;
-                for v in acc {
-                    sum += v;
-                }
-                out[r * p + pi] = sum;
+                out[r * p + pi] = lane_total(&acc);
             }
         }
     }
+}
+
+/// Sum of the lanes, in a fixed order.
+#[inline(always)]
+fn lane_total(v: &[f32; LANES]) -> f32 {
+    let mut sum = 0.0;
+    for &x in v {
+        sum += x;
+    }
+    sum
 }
 
 /// Adds `Z Zᵀ` of the panels `z` (`k` rows each) to `out` (`k × k`).
