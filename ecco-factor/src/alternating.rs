@@ -59,9 +59,6 @@ pub(crate) struct Solver<'e> {
     hxt: Panels,
     hht: Vec<f32>,
     parts: Vec<BlockPart>,
-    /// The step size each panel of `Wᵀ` and of `H` ended its last search with.
-    alpha_w: Vec<f32>,
-    alpha_h: Vec<f32>,
 }
 
 impl<'e> Solver<'e> {
@@ -81,18 +78,11 @@ impl<'e> Solver<'e> {
             };
             data.blocks()
         ];
-        let (wt, h) = (
-            Panels::from_matrix(wt, LANES),
-            Panels::from_matrix(h, BLOCK_COLS),
-        );
-        let panels = |z: &Panels| z.as_slice().len() / (k * LANES).max(1);
         Self {
             exec,
             k,
-            alpha_w: vec![1.0; panels(&wt)],
-            alpha_h: vec![1.0; panels(&h)],
-            wt,
-            h,
+            wt: Panels::from_matrix(wt, LANES),
+            h: Panels::from_matrix(h, BLOCK_COLS),
             grad_w: Panels::zeros(k, p, LANES),
             grad_h: Panels::zeros(k, n, BLOCK_COLS),
             wtx: Panels::zeros(k, n, BLOCK_COLS),
@@ -179,7 +169,6 @@ impl<'e> Solver<'e> {
             self.hxt.as_slice(),
             self.wt.as_mut_slice(),
             self.grad_w.as_mut_slice(),
-            &mut self.alpha_w,
         )
     }
 
@@ -200,14 +189,11 @@ impl<'e> Solver<'e> {
             max_iter: MAX_SUBPROBLEM_ITER,
         };
         let data = &self.data;
-        let job = |b: usize,
-                   (h, g, wtx): (&mut [f32], &mut [f32], &mut [f32]),
-                   alpha: &mut [f32],
-                   part: &mut BlockPart| {
+        let job = |b: usize, h: &mut [f32], g: &mut [f32], wtx: &mut [f32], part: &mut BlockPart| {
             let xb = data.block(b);
             wt_x_block(k, w_rows, xb, wtx);
             part.stats = match tol {
-                Some(_) => nls::solve(&prob, wtx, h, g, alpha),
+                Some(_) => nls::solve(&prob, wtx, h, g),
                 None => {
                     let pg = nls::gradient(k, &q, wtx, h, g);
                     Stats {
@@ -224,8 +210,6 @@ impl<'e> Solver<'e> {
 
         };
         let len = k * BLOCK_COLS;
-        let block_panels = BLOCK_COLS / LANES;
-        let alpha = &mut self.alpha_h;
         let (h, g, wtx) = (
             self.h.as_mut_slice(),
             self.grad_h.as_mut_slice(),
@@ -237,23 +221,17 @@ impl<'e> Solver<'e> {
                 h.par_chunks_mut(len)
                     .zip(g.par_chunks_mut(len))
                     .zip(wtx.par_chunks_mut(len))
-                    .zip(alpha.par_chunks_mut(block_panels))
                     .zip(parts.par_iter_mut())
                     .enumerate()
-                    .for_each(|(b, ((((h, g), wtx), alpha), part))| {
-                        job(b, (h, g, wtx), alpha, part);
-                    });
+                    .for_each(|(b, (((h, g), wtx), part))| job(b, h, g, wtx, part));
             });
         } else {
             h.chunks_mut(len)
                 .zip(g.chunks_mut(len))
                 .zip(wtx.chunks_mut(len))
-                .zip(alpha.chunks_mut(block_panels))
                 .zip(self.parts.iter_mut())
                 .enumerate()
-                .for_each(|(b, ((((h, g), wtx), alpha), part))| {
-                    job(b, (h, g, wtx), alpha, part);
-                });
+                .for_each(|(b, (((h, g), wtx), part))| job(b, h, g, wtx, part));
         }
         self.reduce_parts()
     }

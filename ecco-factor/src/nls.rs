@@ -78,23 +78,9 @@ pub(crate) struct Problem<'a> {
 
 /// Runs Lin's `nlssubprob` on every panel of `z` (whole panels, `k` rows of
 /// [`LANES`]), with right-hand side `b` of the same layout; on return `g` holds the
-/// gradient `Q Z − B` at the final `z`. `alpha` holds one step size per panel: the
-/// one each panel's search starts from, updated to where it ended (Lin starts every
-/// call at 1; carrying it over saves the shrinking trials of each call).
-pub(crate) fn solve(
-    prob: &Problem<'_>,
-    b: &[f32],
-    z: &mut [f32],
-    g: &mut [f32],
-    alpha: &mut [f32],
-) -> Stats {
-    pulp::Arch::new().dispatch(SolveOp {
-        prob,
-        b,
-        z,
-        g,
-        alpha,
-    })
+/// gradient `Q Z − B` at the final `z`.
+pub(crate) fn solve(prob: &Problem<'_>, b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
+    pulp::Arch::new().dispatch(SolveOp { prob, b, z, g })
 }
 
 /// `g = Q Z − B` on every panel, without solving; returns `‖P∇f‖²`.
@@ -108,7 +94,6 @@ struct SolveOp<'a, 'p> {
     b: &'a [f32],
     z: &'a mut [f32],
     g: &'a mut [f32],
-    alpha: &'a mut [f32],
 }
 
 impl pulp::WithSimd for SolveOp<'_, '_> {
@@ -116,7 +101,7 @@ impl pulp::WithSimd for SolveOp<'_, '_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) -> Stats {
-        solve_panels(self.prob, self.b, self.z, self.g, self.alpha)
+        solve_panels(self.prob, self.b, self.z, self.g)
     }
 }
 
@@ -180,13 +165,7 @@ struct Scratch {
 }
 
 #[inline(always)]
-fn solve_panels(
-    prob: &Problem<'_>,
-    b: &[f32],
-    z: &mut [f32],
-    g: &mut [f32],
-    alpha: &mut [f32],
-) -> Stats {
+fn solve_panels(prob: &Problem<'_>, b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
     let k = prob.k;
     let zero = || vec![[0.0; LANES]; k];
     let mut scratch = Scratch {
@@ -196,13 +175,12 @@ fn solve_panels(
     };
     let (b, z, g) = (rows(b), rows_mut(z), rows_mut(g));
     let mut stats = Stats::default();
-    for (((b, z), g), alpha) in b
+    for ((b, z), g) in b
         .chunks_exact(k)
         .zip(z.chunks_exact_mut(k))
         .zip(g.chunks_exact_mut(k))
-        .zip(alpha.iter_mut())
     {
-        stats = stats.merge(solve_panel(prob, b, z, g, alpha, &mut scratch));
+        stats = stats.merge(solve_panel(prob, b, z, g, &mut scratch));
     }
     stats
 }
@@ -304,13 +282,12 @@ fn solve_panel(
     b: &[Row],
     z: &mut [Row],
     g: &mut [Row],
-    alpha_io: &mut f32,
     s: &mut Scratch,
 ) -> Stats {
     let (k, q) = (prob.k, prob.q);
     let mut pg = refresh(k, q, b, z, g);
     let init_pg = pg;
-    let mut alpha = *alpha_io;
+    let mut alpha: f32 = 1.0;
     let mut iter = 0;
     let mut since_refresh = 0;
     while iter < prob.max_iter {
@@ -377,9 +354,6 @@ fn solve_panel(
             break;
         }
     }
-    if alpha > 0.0 && alpha.is_finite() {
-        *alpha_io = alpha;
-    }
     Stats {
         init_pg,
         pg,
@@ -403,14 +377,7 @@ mod tests {
             panel_tol: tol / (h.panels() as f64).sqrt(),
             max_iter: 1000,
         };
-        let mut alpha = vec![1.0; b.as_slice().len() / (k * LANES)];
-        let stats = solve(
-            &prob,
-            b.as_slice(),
-            h.as_mut_slice(),
-            g.as_mut_slice(),
-            &mut alpha,
-        );
+        let stats = solve(&prob, b.as_slice(), h.as_mut_slice(), g.as_mut_slice());
         (g, stats)
     }
 
