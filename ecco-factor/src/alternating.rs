@@ -189,26 +189,25 @@ impl<'e> Solver<'e> {
             max_iter: MAX_SUBPROBLEM_ITER,
         };
         let data = &self.data;
-        let job = |b: usize, h: &mut [f32], g: &mut [f32], wtx: &mut [f32], part: &mut BlockPart| {
-            let xb = data.block(b);
-            wt_x_block(k, w_rows, xb, wtx);
-            part.stats = match tol {
-                Some(_) => nls::solve(&prob, wtx, h, g),
-                None => {
-                    let pg = nls::gradient(k, &q, wtx, h, g);
-                    Stats {
-                        init_pg: pg,
-                        pg,
-                        iters: 0,
+        let job =
+            |b: usize, h: &mut [f32], g: &mut [f32], wtx: &mut [f32], part: &mut BlockPart| {
+                let xb = data.block(b);
+                wt_x_block(k, w_rows, xb, wtx);
+                part.stats = match tol {
+                    Some(_) => nls::solve(&prob, wtx, h, g),
+                    None => {
+                        let pg = nls::gradient(k, &q, wtx, h, g);
+                        Stats {
+                            init_pg: pg,
+                            pg,
+                            iters: 0,
+                        }
                     }
-                }
+                };
+                h_xt_block(k, h, xb, &mut part.hxt);
+                part.hht.fill(0.0);
+                add_gram(k, h, &mut part.hht);
             };
-            h_xt_block(k, h, xb, &mut part.hxt);
-            part.hht.fill(0.0);
-            add_gram(k, h, &mut part.hht);
-
-
-        };
         let len = k * BLOCK_COLS;
         let (h, g, wtx) = (
             self.h.as_mut_slice(),

@@ -415,9 +415,12 @@ mod tests {
         let exact = &wtw * &hm - &wtv;
         assert!((exact - &gm).abs().max() < 1e-4);
         // Padding columns stay zero.
-        assert!(h.as_slice()[3 * k * LANES..].iter().enumerate().all(|(i, &x)| {
-            i % LANES < 5 || x == 0.0
-        }));
+        assert!(
+            h.as_slice()[3 * k * LANES..]
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| { i % LANES < 5 || x == 0.0 })
+        );
     }
 
     #[test]

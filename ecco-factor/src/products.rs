@@ -107,7 +107,12 @@ fn wt_x_rows<const R: usize>(k: usize, r0: usize, w_rows: &[f32], xb: &[f32], ou
     let out = out.as_chunks_mut::<LANES>().0;
     for (x_panel, out_panel) in xb.chunks_exact(p * LANES).zip(out.chunks_exact_mut(k)) {
         let mut acc = [[0.0_f32; LANES]; R];
-        for (xv, w) in x_panel.as_chunks::<LANES>().0.iter().zip(w_rows.chunks_exact(k)) {
+        for (xv, w) in x_panel
+            .as_chunks::<LANES>()
+            .0
+            .iter()
+            .zip(w_rows.chunks_exact(k))
+        {
             let w = &w[r0..r0 + R];
             for rr in 0..R {
                 for l in 0..LANES {
