@@ -8,17 +8,20 @@ use serde::Deserialize;
 
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
+use crate::bert::{self, Bert, BertConfig};
 use crate::gpt2::{self, Gpt2, Gpt2Config};
 use crate::tokenizer::Tokenizer;
 
 /// The `model_type`s this build can load.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2", "bert", "roberta", "distilbert"];
 
 /// A loaded model of any supported architecture.
 #[derive(Clone, Debug)]
 pub enum Model {
     /// GPT-2 family.
     Gpt2(Gpt2),
+    /// BERT family (BERT, RoBERTa, DistilBERT): masked LMs and bare encoders.
+    Bert(Bert),
 }
 
 impl Model {
@@ -26,6 +29,7 @@ impl Model {
     pub fn as_lm(&self) -> &dyn LanguageModel {
         match self {
             Self::Gpt2(m) => m,
+            Self::Bert(m) => m,
         }
     }
 
@@ -33,6 +37,15 @@ impl Model {
     pub fn as_causal(&self) -> Option<&dyn CausalLm> {
         match self {
             Self::Gpt2(m) => Some(m),
+            Self::Bert(_) => None,
+        }
+    }
+
+    /// Whether the model has an LM head (a bare encoder such as MiniLM's `BertModel` has none).
+    pub fn has_lm_head(&self) -> bool {
+        match self {
+            Self::Gpt2(_) => true,
+            Self::Bert(m) => m.mlm_head.is_some(),
         }
     }
 
@@ -40,6 +53,7 @@ impl Model {
     pub fn eos_token_id(&self) -> Option<u32> {
         match self {
             Self::Gpt2(m) => m.config.eos_token_id,
+            Self::Bert(_) => None,
         }
     }
 }
@@ -94,6 +108,7 @@ pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedMo
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     let model = match model_type.as_str() {
         "gpt2" => Model::Gpt2(gpt2::load(dir, Gpt2Config::from_file(&config_path)?, &name, device)?),
+        "bert" | "roberta" | "distilbert" => Model::Bert(bert::load(dir, BertConfig::from_file(&config_path)?, &name, device)?),
         other => {
             return Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },

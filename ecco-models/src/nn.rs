@@ -1,4 +1,4 @@
-//! Small building blocks shared by the architectures: layer norm and GPT-2's `Conv1D`.
+//! Small building blocks shared by the architectures: layer norm, `nn.Linear` and GPT-2's `Conv1D`.
 
 use burn::tensor::Tensor;
 
@@ -34,6 +34,29 @@ pub struct Conv1D {
 }
 
 impl Conv1D {
+    /// `x @ weight + bias`.
+    ///
+    /// # Shapes
+    /// `[batch, seq, in]` to `[batch, seq, out]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, d_in] = x.dims();
+        let d_out = self.weight.dims()[1];
+        let y = x.reshape([batch * seq, d_in]).matmul(self.weight.clone()) + self.bias.clone().unsqueeze::<2>();
+        y.reshape([batch, seq, d_out])
+    }
+}
+
+/// `torch.nn.Linear`, its weight transposed once at load time to `[in, out]` (the checkpoint
+/// stores `[out, in]`), so that the forward pass is a plain matmul.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// `[in, out]`.
+    pub weight: Tensor<2>,
+    /// `[out]`.
+    pub bias: Tensor<1>,
+}
+
+impl Linear {
     /// `x @ weight + bias`.
     ///
     /// # Shapes
