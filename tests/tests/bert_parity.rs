@@ -6,9 +6,9 @@ mod common;
 
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{Fixture, assert_close_abs, assert_close_scaled};
+use common::{assert_close_abs, assert_close_scaled, fixture_dir};
 use ecco_attrib::{AttributionOptions, Lens, MaskedTarget, Method};
-use ecco_core::{CaptureSpec, F32Tensor, Logits, ModelInputs};
+use ecco_core::{CaptureSpec, F32Tensor, Logits, ModelInputs, SafetensorsReader};
 use ecco_models::{DeviceKind, LoadedModel, Model, capture_pass, to_f32};
 use serde::Deserialize;
 
@@ -59,6 +59,24 @@ fn case<T: for<'de> Deserialize<'de>>(dir: &std::path::Path, name: &str) -> Resu
     match cases.iter().find(|c| c["name"] == name) {
         Some(c) => Ok(Some(serde_json::from_value(c.clone())?)),
         None => Ok(None),
+    }
+}
+
+/// A fixture checkpoint and the tensors `transformers` computed on it.
+struct Fixture {
+    dir: std::path::PathBuf,
+    tensors: std::collections::BTreeMap<String, F32Tensor>,
+}
+
+impl Fixture {
+    fn load(name: &str) -> Result<Self> {
+        let dir = fixture_dir(name);
+        let tensors = SafetensorsReader::open(dir.join("reference.safetensors"))?.read_all()?;
+        Ok(Self { dir, tensors })
+    }
+
+    fn tensor(&self, case: &str, what: &str) -> Result<&F32Tensor> {
+        self.tensors.get(&format!("{case}.{what}")).with_context(|| format!("reference has no tensor {case}.{what}"))
     }
 }
 
