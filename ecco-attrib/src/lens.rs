@@ -142,13 +142,8 @@ pub fn layer_predictions(
     lens: Lens,
     token: &dyn Fn(u32) -> String,
 ) -> Result<Vec<Vec<LayerPrediction>>> {
-    let [layers_plus_one, seq, _] = hidden_dims(model, hidden)?;
+    let [_, seq, _] = hidden_dims(model, hidden)?;
     let index = check_position(position, seq)?;
-    if let Some(l) = layer {
-        if l + 1 >= layers_plus_one {
-            return Err(ecco_core::Error::LayerOutOfRange { layer: l, n_layers: layers_plus_one - 1 }.into());
-        }
-    }
     layer_predictions_at(model, hidden, index, topk, layer, lens, token)
 }
 
@@ -170,10 +165,10 @@ pub fn layer_predictions_at(
     if index >= seq {
         return Err(Error::PositionOutOfRange { position: index, reason: format!("the trace has {seq} positions") });
     }
-    if let Some(l) = layer {
-        if l + 1 >= layers_plus_one {
-            return Err(ecco_core::Error::LayerOutOfRange { layer: l, n_layers: layers_plus_one - 1 }.into());
-        }
+    if let Some(l) = layer
+        && l + 1 >= layers_plus_one
+    {
+        return Err(ecco_core::Error::LayerOutOfRange { layer: l, n_layers: layers_plus_one - 1 }.into());
     }
     let logits = lens_logits(model, hidden, &[index], lens)?;
     Ok(logits

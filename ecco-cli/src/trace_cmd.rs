@@ -174,10 +174,10 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         return Err(ecco_models::Error::EmptyPrompt.into());
     }
     let info = loaded.model.as_lm().info();
-    if let Some(max) = info.max_positions {
-        if encoding.ids.len() > max {
-            return Err(ecco_core::Error::SequenceTooLong { len: encoding.ids.len(), max }.into());
-        }
+    if let Some(max) = info.max_positions
+        && encoding.ids.len() > max
+    {
+        return Err(ecco_core::Error::SequenceTooLong { len: encoding.ids.len(), max }.into());
     }
     layers.resolve(info.n_layers)?;
     let capture = args.capture.spec(layers);

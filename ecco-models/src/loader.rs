@@ -18,25 +18,25 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2", "bert", "roberta", "distilb
 /// A loaded model of any supported architecture.
 #[derive(Clone, Debug)]
 pub enum Model {
-    /// GPT-2 family.
-    Gpt2(Gpt2),
-    /// BERT family (BERT, RoBERTa, DistilBERT): masked LMs and bare encoders.
-    Bert(Bert),
+    /// GPT-2 family (boxed, as every variant: models are large).
+    Gpt2(Box<Gpt2>),
+    /// BERT family (BERT, RoBERTa, DistilBERT): masked LMs and bare encoders (boxed).
+    Bert(Box<Bert>),
 }
 
 impl Model {
     /// The model through the architecture-independent trait.
     pub fn as_lm(&self) -> &dyn LanguageModel {
         match self {
-            Self::Gpt2(m) => m,
-            Self::Bert(m) => m,
+            Self::Gpt2(m) => m.as_ref(),
+            Self::Bert(m) => m.as_ref(),
         }
     }
 
     /// The model as a causal LM, if it is one.
     pub fn as_causal(&self) -> Option<&dyn CausalLm> {
         match self {
-            Self::Gpt2(m) => Some(m),
+            Self::Gpt2(m) => Some(m.as_ref()),
             Self::Bert(_) => None,
         }
     }
@@ -107,8 +107,8 @@ pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedMo
     let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     let model = match model_type.as_str() {
-        "gpt2" => Model::Gpt2(gpt2::load(dir, Gpt2Config::from_file(&config_path)?, &name, device)?),
-        "bert" | "roberta" | "distilbert" => Model::Bert(bert::load(dir, BertConfig::from_file(&config_path)?, &name, device)?),
+        "gpt2" => Model::Gpt2(Box::new(gpt2::load(dir, Gpt2Config::from_file(&config_path)?, &name, device)?)),
+        "bert" | "roberta" | "distilbert" => Model::Bert(Box::new(bert::load(dir, BertConfig::from_file(&config_path)?, &name, device)?)),
         other => {
             return Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },

@@ -85,7 +85,7 @@ fn for_each(mut f: impl FnMut(&LoadedModel, &Fixture, &MaskedCase) -> Result<()>
         let fixture = Fixture::load(name)?;
         let model = ecco_models::load(&fixture.dir, DeviceKind::Flex)?;
         let case: MaskedCase = case(&fixture.dir, "masked")?.context("no masked case")?;
-        f(&model, &fixture, &case).with_context(|| format!("{name}"))?;
+        f(&model, &fixture, &case).with_context(|| name.to_string())?;
     }
     Ok(())
 }
@@ -190,6 +190,7 @@ fn token_types_and_attention_mask_match_transformers() -> Result<()> {
     let fixture = Fixture::load("bert-wordpiece")?;
     let m = ecco_models::load(&fixture.dir, DeviceKind::Flex)?;
     let Model::Bert(bert) = &m.model else { bail!("not a BERT model") };
+    let bert = bert.as_ref();
     let c: PairCase = case(&fixture.dir, "pair")?.context("no pair case")?;
     ensure!(c.token_type_ids.contains(&1) && c.attention_mask.contains(&0), "the case must exercise both");
     let n = c.input_ids.len();

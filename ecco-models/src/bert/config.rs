@@ -153,7 +153,7 @@ impl TryFrom<BertConfigFile> for BertConfig {
         if f.hidden_size == 0 || f.num_attention_heads == 0 || f.num_hidden_layers == 0 || f.vocab_size == 0 {
             return Err("hidden_size, num_attention_heads, num_hidden_layers and vocab_size must be positive".into());
         }
-        if f.hidden_size % f.num_attention_heads != 0 {
+        if !f.hidden_size.is_multiple_of(f.num_attention_heads) {
             return Err(format!("hidden_size ({}) is not a multiple of num_attention_heads ({})", f.hidden_size, f.num_attention_heads));
         }
         if f.position_embedding_type != "absolute" {
