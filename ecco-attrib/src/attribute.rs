@@ -87,7 +87,7 @@ pub fn attribute(
     let embeds = seq.embeddings(model);
     let hidden = embeds.dims()[1];
     let n = seq.n_generated();
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens };
+    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None };
     let row = |k: usize| target_row(seq, options, k);
     let per_position: Vec<Vec<f32>> = match method {
         Method::Gradient | Method::GradXInput => {
@@ -138,7 +138,7 @@ pub fn occlusion(
 ) -> Result<Vec<Vec<f32>>> {
     check(model, seq, options)?;
     let embeds = seq.embeddings(model);
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens };
+    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None };
     occlusion_drops(model, &embeds, seq, scoring, options, progress)
 }
 
@@ -208,23 +208,23 @@ fn check(model: &dyn LanguageModel, seq: Sequence<'_>, options: &AttributionOpti
     Ok(())
 }
 
-fn read_embeds(e: &Tensor<2>) -> Result<Vec<f32>> {
+pub(crate) fn read_embeds(e: &Tensor<2>) -> Result<Vec<f32>> {
     e.clone().into_data().try_into_vec::<f32>().map_err(|err| Error::Readback(format!("{err:?}")))
 }
 
 /// Elementwise product of a gradient with the embeddings it was taken at (same row-major layout;
 /// the gradient may be shorter).
-fn times(g: &[f32], e: &[f32]) -> Vec<f32> {
+pub(crate) fn times(g: &[f32], e: &[f32]) -> Vec<f32> {
     g.iter().zip(e).map(|(g, e)| g * e).collect()
 }
 
 /// L2 norm of each `hidden`-wide row.
-fn l2_per_position(values: &[f32], hidden: usize) -> Vec<f32> {
+pub(crate) fn l2_per_position(values: &[f32], hidden: usize) -> Vec<f32> {
     values.chunks_exact(hidden).map(|row| row.iter().map(|v| v * v).sum::<f32>().sqrt()).collect()
 }
 
 /// Divides by the sum (Ecco's `normalize_attributes`); all zeros stay zeros.
-fn normalise(values: Vec<f32>) -> Vec<f32> {
+pub(crate) fn normalise(values: Vec<f32>) -> Vec<f32> {
     let sum: f32 = values.iter().sum();
     if sum > 0.0 && sum.is_finite() { values.into_iter().map(|v| v / sum).collect() } else { values }
 }

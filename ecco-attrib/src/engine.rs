@@ -63,6 +63,14 @@ pub(crate) struct Scoring {
     pub target: AttributionTarget,
     /// Most token positions (rows x sequence length) in one batch; bounds memory.
     pub max_batch_tokens: usize,
+    /// Every row reads this many positions (a bidirectional model reads the whole sequence);
+    /// `None`: a row reads up to its scored position (causal).
+    pub fixed_len: Option<usize>,
+}
+
+/// How many input positions `row` reads.
+fn row_len(row: &Row, fixed_len: Option<usize>) -> usize {
+    fixed_len.unwrap_or(row.position + 1)
 }
 
 /// Most padding a batch may carry, as a fraction of its real token positions: every row of a
@@ -71,15 +79,15 @@ const MAX_PADDING: f64 = 0.2;
 
 /// Splits `rows` into consecutive batches of at most `max_batch_tokens` token positions, each
 /// padded by at most [`MAX_PADDING`] (rows arrive ordered by position, so neighbours are alike).
-fn batches(rows: &[Row], max_batch_tokens: usize) -> Vec<std::ops::Range<usize>> {
+fn batches(rows: &[Row], max_batch_tokens: usize, fixed_len: Option<usize>) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < rows.len() {
         let mut end = start + 1;
-        let mut len = rows[start].position + 1;
+        let mut len = row_len(&rows[start], fixed_len);
         let mut real = len;
         while end < rows.len() {
-            let row_len = rows[end].position + 1;
+            let row_len = row_len(&rows[end], fixed_len);
             let next_len = len.max(row_len);
             let padded = (end + 1 - start) * next_len;
             if padded > max_batch_tokens || padded as f64 > (1.0 + MAX_PADDING) * (real + row_len) as f64 {
@@ -151,9 +159,9 @@ pub(crate) fn scores(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(rows.len());
-    for range in batches(rows, scoring.max_batch_tokens) {
+    for range in batches(rows, scoring.max_batch_tokens, scoring.fixed_len) {
         let batch = &rows[range];
-        let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+        let len = batch.iter().map(|r| row_len(r, scoring.fixed_len)).max().unwrap_or(1);
         out.extend(read(score(model, inputs(embeds, batch, len), batch, scoring)?)?);
         progress(batch.len());
     }
@@ -173,14 +181,14 @@ pub(crate) fn gradients(
     let hidden = embeds.dims()[1];
     let mut sums: Vec<Vec<f32>> = vec![Vec::new(); n_groups];
     for r in rows {
-        let need = (r.position + 1) * hidden;
+        let need = row_len(r, scoring.fixed_len) * hidden;
         if sums[r.group].len() < need {
             sums[r.group].resize(need, 0.0);
         }
     }
-    for range in batches(rows, scoring.max_batch_tokens) {
+    for range in batches(rows, scoring.max_batch_tokens, scoring.fixed_len) {
         let batch = &rows[range];
-        let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+        let len = batch.iter().map(|r| row_len(r, scoring.fixed_len)).max().unwrap_or(1);
         let x = inputs(embeds, batch, len).autodiff().require_grad();
         let total = score(model, x.clone(), batch, scoring)?.sum();
         let grads = total.backward();
@@ -209,17 +217,17 @@ mod tests {
     #[test]
     fn batches_respect_the_token_budget() {
         let rows: Vec<Row> = (0..10).map(|k| row(3 + k)).collect();
-        let b = batches(&rows, 30);
+        let b = batches(&rows, 30, None);
         assert_eq!(b.iter().map(|r| r.len()).sum::<usize>(), 10);
         for r in &b {
             let len = rows[r.clone()].iter().map(|x| x.position + 1).max().unwrap_or(0);
             assert!(r.len() == 1 || r.len() * len <= 30, "{r:?}");
         }
         // A row longer than the budget still gets a batch of its own.
-        assert_eq!(batches(&[row(100)], 10), vec![0..1]);
+        assert_eq!(batches(&[row(100)], 10, None), vec![0..1]);
         // Rows of very different lengths are not padded to the longest.
         let rows: Vec<Row> = (0..20).map(|k| row(9 + k)).collect();
-        for r in batches(&rows, 4096) {
+        for r in batches(&rows, 4096, None) {
             let len = rows[r.clone()].iter().map(|x| x.position + 1).max().unwrap_or(0);
             let real: usize = rows[r.clone()].iter().map(|x| x.position + 1).sum();
             assert!((r.len() * len) as f64 <= 1.2 * real as f64, "{r:?}");

@@ -142,39 +142,58 @@ pub fn layer_predictions(
     lens: Lens,
     token: &dyn Fn(u32) -> String,
 ) -> Result<Vec<Vec<LayerPrediction>>> {
-    let [layers_plus_one, seq, _] = hidden_dims(model, hidden)?;
+    let [_, seq, _] = hidden_dims(model, hidden)?;
     let index = check_position(position, seq)?;
-    if let Some(l) = layer {
-        if l + 1 >= layers_plus_one {
-            return Err(ecco_core::Error::LayerOutOfRange { layer: l, n_layers: layers_plus_one - 1 }.into());
-        }
+    layer_predictions_at(model, hidden, index, topk, layer, lens, token)
+}
+
+/// As [`layer_predictions`], from the hidden state at `index` itself: for masked LMs, whose
+/// prediction for a mask token comes from that token's own hidden state.
+///
+/// # Errors
+/// An index or layer out of range, hidden states of another model.
+pub fn layer_predictions_at(
+    model: &dyn LanguageModel,
+    hidden: &F32Tensor,
+    index: usize,
+    topk: usize,
+    layer: Option<usize>,
+    lens: Lens,
+    token: &dyn Fn(u32) -> String,
+) -> Result<Vec<Vec<LayerPrediction>>> {
+    let [layers_plus_one, seq, _] = hidden_dims(model, hidden)?;
+    if index >= seq {
+        return Err(Error::PositionOutOfRange { position: index, reason: format!("the trace has {seq} positions") });
+    }
+    if let Some(l) = layer
+        && l + 1 >= layers_plus_one
+    {
+        return Err(ecco_core::Error::LayerOutOfRange { layer: l, n_layers: layers_plus_one - 1 }.into());
     }
     let logits = lens_logits(model, hidden, &[index], lens)?;
-    let mut out = Vec::new();
-    for (l, per_pos) in logits.iter().enumerate() {
-        if layer.is_some_and(|want| want != l) {
-            continue;
-        }
-        let values = &per_pos[0];
-        let probs = softmax(values);
-        let mut order: Vec<usize> = (0..values.len()).collect();
-        let k = topk.min(values.len());
-        order.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-        order.truncate(k);
-        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-        out.push(
-            order
-                .into_iter()
-                .map(|i| LayerPrediction {
-                    token_id: i as u32,
-                    token: token(i as u32),
-                    prob: probs[i],
-                    ranking: rank(values, i as u32),
-                })
-                .collect(),
-        );
+    Ok(logits
+        .iter()
+        .enumerate()
+        .filter(|(l, _)| layer.is_none_or(|want| want == *l))
+        .map(|(_, per_pos)| top_k(&per_pos[0], topk, token))
+        .collect())
+}
+
+/// The `topk` largest of `values` (ties: lower id first) with softmax probabilities and ranks.
+pub fn top_k(values: &[f32], topk: usize, token: &dyn Fn(u32) -> String) -> Vec<LayerPrediction> {
+    let probs = softmax(values);
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    let k = topk.min(values.len());
+    if k == 0 {
+        return Vec::new();
     }
-    Ok(out)
+    order.select_nth_unstable_by(k - 1, |&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    order.truncate(k);
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .map(|i| LayerPrediction { token_id: i as u32, token: token(i as u32), prob: probs[i], ranking: rank(values, i as u32) })
+        .collect()
 }
 
 /// Per layer, the ranking of every generated token: `[layers][generated]`.
@@ -210,6 +229,18 @@ pub fn rankings(model: &dyn LanguageModel, hidden: &F32Tensor, token_ids: &[u32]
 pub fn rankings_watch(model: &dyn LanguageModel, hidden: &F32Tensor, position: usize, watch: &[u32], lens: Lens) -> Result<Vec<Vec<usize>>> {
     let [_, seq, _] = hidden_dims(model, hidden)?;
     let index = check_position(position, seq)?;
+    rankings_watch_at(model, hidden, index, watch, lens)
+}
+
+/// As [`rankings_watch`], from the hidden state at `index` itself (masked LMs).
+///
+/// # Errors
+/// An index out of range, an id outside the vocabulary.
+pub fn rankings_watch_at(model: &dyn LanguageModel, hidden: &F32Tensor, index: usize, watch: &[u32], lens: Lens) -> Result<Vec<Vec<usize>>> {
+    let [_, seq, _] = hidden_dims(model, hidden)?;
+    if index >= seq {
+        return Err(Error::PositionOutOfRange { position: index, reason: format!("the trace has {seq} positions") });
+    }
     if watch.is_empty() {
         return Err(Error::Empty("no token ids to watch"));
     }

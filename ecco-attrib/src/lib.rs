@@ -14,6 +14,7 @@
 //! - [`attribute`](mod@attribute): [`attribute()`], [`occlusion()`], [`AttributionOptions`], [`Sequence`].
 //! - [`method`]: [`Method`] and the accepted names.
 //! - [`lens`]: the logit lens — layer predictions, rankings, rankings-watch.
+//! - [`masked`]: masked LMs — predictions at a mask position and their attributions.
 //! - [`gauss_legendre`](mod@gauss_legendre): captum's quadrature for integrated gradients.
 
 pub mod attribute;
@@ -21,11 +22,16 @@ mod engine;
 pub mod error;
 pub mod gauss_legendre;
 pub mod lens;
+pub mod masked;
 pub mod method;
 mod rollout;
 
 pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
 pub use engine::AttributionTarget;
 pub use error::{Error, Result};
-pub use lens::{LayerPrediction, Lens, check_compatible, layer_predictions, rank, rankings, rankings_watch};
+pub use lens::{
+    LayerPrediction, Lens, check_compatible, layer_predictions, layer_predictions_at, rank, rankings, rankings_watch,
+    rankings_watch_at, top_k,
+};
+pub use masked::{MaskedTarget, attribute_masked, masked_predictions, occlusion_masked_drops};
 pub use method::{KNOWN_METHODS, Method, parse_methods};

@@ -33,7 +33,8 @@ pub struct LensInput {
 pub struct LayerPredictionsArgs {
     #[command(flatten)]
     input: LensInput,
-    /// Position P: predictions come from the hidden state at index P-1.
+    /// Position P: predictions come from the hidden state at index P-1 (masked LMs: at P, the
+    /// mask token itself).
     #[arg(long, value_name = "P")]
     position: usize,
     /// How many tokens per layer.
@@ -59,7 +60,7 @@ pub struct RankingsWatchArgs {
     /// Token ids to watch, comma separated.
     #[arg(long, value_name = "IDS", value_delimiter = ',', required = true)]
     watch: Vec<u32>,
-    /// Position P: rankings come from the hidden state at index P-1.
+    /// Position P: rankings come from the hidden state at index P-1 (masked LMs: at P).
     #[arg(long, value_name = "P")]
     position: usize,
 }
@@ -99,15 +100,14 @@ pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
         bail!("--topk must be at least 1");
     }
     let tok = &l.model.tokenizer;
-    let preds = ecco_attrib::layer_predictions(
-        l.model.model.as_lm(),
-        &l.hidden,
-        args.position,
-        args.topk,
-        args.layer,
-        args.input.lens,
-        &|id| tok.token(id),
-    )?;
+    let lm = l.model.model.as_lm();
+    let (lens, token) = (args.input.lens, &|id| tok.token(id));
+    // A masked LM predicts a mask token from that token's own hidden state.
+    let preds = if l.bundle.trace.model.model_type == ModelKind::Masked {
+        ecco_attrib::layer_predictions_at(lm, &l.hidden, args.position, args.topk, args.layer, lens, token)?
+    } else {
+        ecco_attrib::layer_predictions(lm, &l.hidden, args.position, args.topk, args.layer, lens, token)?
+    };
     if args.input.json {
         return print_json(&serde_json::to_value(&preds)?);
     }
@@ -125,6 +125,9 @@ pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
 pub fn rankings(args: &RankingsArgs) -> Result<()> {
     let l = args.input.load()?;
     let t = &l.bundle.trace;
+    if t.model.model_type == ModelKind::Masked {
+        bail!("rankings ranks generated tokens; a masked LM generates none: use `rankings-watch` or `layer-predictions` at the mask position");
+    }
     let ranks = ecco_attrib::rankings(l.model.model.as_lm(), &l.hidden, &t.token_ids, t.n_input_tokens, args.input.lens)?;
     let generated: Vec<&String> = t.tokens[t.n_input_tokens..].iter().collect();
     if args.input.json {
@@ -146,7 +149,12 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
 /// `ecco rankings-watch`.
 pub fn rankings_watch(args: &RankingsWatchArgs) -> Result<()> {
     let l = args.input.load()?;
-    let ranks = ecco_attrib::rankings_watch(l.model.model.as_lm(), &l.hidden, args.position, &args.watch, args.input.lens)?;
+    let lm = l.model.model.as_lm();
+    let ranks = if l.bundle.trace.model.model_type == ModelKind::Masked {
+        ecco_attrib::rankings_watch_at(lm, &l.hidden, args.position, &args.watch, args.input.lens)?
+    } else {
+        ecco_attrib::rankings_watch(lm, &l.hidden, args.position, &args.watch, args.input.lens)?
+    };
     let tokens: Vec<String> = args.watch.iter().map(|&id| l.model.tokenizer.token(id)).collect();
     if args.input.json {
         return print_json(&json!({

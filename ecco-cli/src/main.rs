@@ -5,6 +5,7 @@
 
 mod args;
 mod lens_cmd;
+mod masked_cmd;
 mod nmf_cmd;
 mod progress;
 mod trace_cmd;

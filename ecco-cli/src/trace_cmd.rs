@@ -66,15 +66,24 @@ pub struct AttributionArgs {
     #[arg(long, default_value_t = 50, value_name = "N")]
     ig_steps: usize,
 }
+/// Arguments of `ecco forward`.
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// The text to run through the model.
+    /// The text to run through the model (masked LMs: with mask tokens such as `[MASK]` or
+    /// `<mask>`; special tokens such as `[CLS]` are added).
     #[arg(long)]
     text: String,
     #[command(flatten)]
     capture: CaptureArgs,
+    /// Masked LMs: attribute the top prediction at each mask token (same methods and flags as
+    /// `generate`, but not attention_rollout).
+    #[command(flatten)]
+    attribution: AttributionArgs,
+    /// Masked LMs: how many predictions per mask token go into `masked_predictions`.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    mask_topk: usize,
     /// Directory to write the trace bundle to.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -99,10 +108,10 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
     });
     let loaded = args.model.load()?;
     let prompt = loaded.tokenizer.encode(&args.prompt, false)?;
-    let causal = loaded
-        .model
-        .as_causal()
-        .with_context(|| format!("{} is not a causal LM: use `ecco forward`", loaded.dir.display()))?;
+    let causal = loaded.model.as_causal().with_context(|| {
+        let family = &loaded.model.as_lm().info().family;
+        format!("{} is a masked LM ({family}): it cannot generate; use `ecco forward` (with a mask token in --text)", loaded.dir.display())
+    })?;
     let options = GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, eos_token_id: loaded.model.eos_token_id() };
     options.validate(prompt.ids.len(), causal.info().max_positions)?;
     let n_layers = causal.info().n_layers;
@@ -147,22 +156,51 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
 pub fn forward(args: &ForwardArgs) -> Result<()> {
     check_output_dir(&args.out)?;
     let layers = args.capture.layer_selection()?;
+    let methods = match &args.attribution.attribution {
+        Some(list) => parse_methods(list)?,
+        None => Vec::new(),
+    };
+    if args.attribution.ig_steps == 0 {
+        bail!("--ig-steps must be at least 1");
+    }
     let loaded = args.model.load()?;
-    let encoding = loaded.tokenizer.encode(&args.text, false)?;
+    let masked = loaded.model.as_lm().info().kind == ecco_core::ModelKind::Masked;
+    if !masked && !methods.is_empty() {
+        bail!("--attribution on `forward` is for masked LMs; for a causal LM use `ecco generate --attribution`");
+    }
+    // Masked LMs read their special tokens (`[CLS] … [SEP]`), as `tokenizer(text)` gives them.
+    let encoding = loaded.tokenizer.encode(&args.text, masked)?;
     if encoding.ids.is_empty() {
         return Err(ecco_models::Error::EmptyPrompt.into());
     }
     let info = loaded.model.as_lm().info();
-    if let Some(max) = info.max_positions {
-        if encoding.ids.len() > max {
-            return Err(ecco_core::Error::SequenceTooLong { len: encoding.ids.len(), max }.into());
-        }
+    if let Some(max) = info.max_positions
+        && encoding.ids.len() > max
+    {
+        return Err(ecco_core::Error::SequenceTooLong { len: encoding.ids.len(), max }.into());
     }
     layers.resolve(info.n_layers)?;
     let capture = args.capture.spec(layers);
     let (tensors, activation_layers) = run_captures(&loaded, &encoding.ids, &capture)?;
-    let trace = new_trace(&loaded, &encoding.ids, encoding.ids.len())?;
+    let mut trace = new_trace(&loaded, &encoding.ids, encoding.ids.len())?;
+    if masked {
+        let request = crate::masked_cmd::MaskedRequest {
+            methods: &methods,
+            options: attribution_options(&loaded, &args.attribution)?,
+            top_k: args.mask_topk,
+        };
+        crate::masked_cmd::fill(&loaded, &encoding.ids, &request, &mut trace)?;
+    }
     write(trace, tensors, activation_layers, &args.capture, &args.out)
+}
+
+fn attribution_options(loaded: &LoadedModel, args: &AttributionArgs) -> Result<AttributionOptions> {
+    let vocab = loaded.model.as_lm().info().vocab_size;
+    let contrast_with = match &args.contrast_with {
+        Some(token) => Some(resolve_token(&loaded.tokenizer, token, vocab)?),
+        None => None,
+    };
+    Ok(AttributionOptions { target: args.attribution_target, contrast_with, ig_steps: args.ig_steps, ..AttributionOptions::default() })
 }
 
 fn run_captures(

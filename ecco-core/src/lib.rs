@@ -22,4 +22,7 @@ pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};
 pub use model::{CausalLm, KvCache, LanguageModel, ModelInfo, ModelInputs, ModelKind, ModelOutput};
 pub use tensors::{F32Tensor, SafetensorsReader, write_safetensors};
-pub use trace::{GenerationSettings, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel, check_output_dir, read_trace_json};
+pub use trace::{
+    GenerationSettings, MaskedPrediction, PredictedToken, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel, check_output_dir,
+    read_trace_json,
+};

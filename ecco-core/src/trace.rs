@@ -109,9 +109,34 @@ pub struct Trace {
     /// How the tokens were generated (absent for `forward`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<GenerationSettings>,
+    /// Masked LMs: per mask token of the input, what the model predicts there (absent otherwise).
+    /// For a masked LM, `attributions[method][k]` scores every input token for the top
+    /// prediction of `masked_predictions[k]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_predictions: Option<Vec<MaskedPrediction>>,
     /// Names of the tensors in `tensors.safetensors`.
     #[serde(default)]
     pub tensors: Vec<String>,
+}
+
+/// One token and its probability.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictedToken {
+    /// The token's id.
+    pub token_id: u32,
+    /// The tokenizer's raw token.
+    pub token: String,
+    /// Softmax probability.
+    pub prob: f32,
+}
+
+/// What a masked LM predicts at one mask position of the input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaskedPrediction {
+    /// Index of the mask token in `tokens`.
+    pub position: usize,
+    /// The most likely tokens, most likely first.
+    pub predictions: Vec<PredictedToken>,
 }
 
 impl Trace {
@@ -129,6 +154,7 @@ impl Trace {
             attributions: BTreeMap::new(),
             activation_layers: None,
             generation: None,
+            masked_predictions: None,
             tensors: Vec::new(),
         }
     }

@@ -51,10 +51,10 @@ impl GenerateOptions {
             if s.top_k == Some(0) {
                 return Err(Error::InvalidSetting("--top-k must be at least 1"));
             }
-            if let Some(p) = s.top_p {
-                if !(p > 0.0 && p <= 1.0) {
-                    return Err(Error::InvalidSetting("--top-p must be in (0, 1]"));
-                }
+            if let Some(p) = s.top_p
+                && !(p > 0.0 && p <= 1.0)
+            {
+                return Err(Error::InvalidSetting("--top-p must be in (0, 1]"));
             }
         }
         if let Some(max) = max_positions {

@@ -25,12 +25,14 @@
 //!
 //! ## Crate map
 //! - [`gpt2`]: GPT-2 (`GPT2LMHeadModel`), one file per part of the checkpoint.
+//! - [`bert`]: BERT, RoBERTa, DistilBERT (masked LMs and bare encoders such as MiniLM).
 //! - [`loader`]: [`load`] a checkpoint directory into a [`Model`] with its [`Tokenizer`].
 //! - [`generate`](mod@generate): greedy and seeded sampling with a KV cache.
 //! - [`device`]: [`DeviceKind`], the `--device` choice.
 //! - [`weights`], [`tokenizer`], [`readback`], [`nn`], [`activation`]: shared parts.
 
 pub mod activation;
+pub mod bert;
 pub mod device;
 pub mod error;
 pub mod generate;

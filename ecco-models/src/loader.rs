@@ -8,31 +8,44 @@ use serde::Deserialize;
 
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
+use crate::bert::{self, Bert, BertConfig};
 use crate::gpt2::{self, Gpt2, Gpt2Config};
 use crate::tokenizer::Tokenizer;
 
 /// The `model_type`s this build can load.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2", "bert", "roberta", "distilbert"];
 
 /// A loaded model of any supported architecture.
 #[derive(Clone, Debug)]
 pub enum Model {
-    /// GPT-2 family.
-    Gpt2(Gpt2),
+    /// GPT-2 family (boxed, as every variant: models are large).
+    Gpt2(Box<Gpt2>),
+    /// BERT family (BERT, RoBERTa, DistilBERT): masked LMs and bare encoders (boxed).
+    Bert(Box<Bert>),
 }
 
 impl Model {
     /// The model through the architecture-independent trait.
     pub fn as_lm(&self) -> &dyn LanguageModel {
         match self {
-            Self::Gpt2(m) => m,
+            Self::Gpt2(m) => m.as_ref(),
+            Self::Bert(m) => m.as_ref(),
         }
     }
 
     /// The model as a causal LM, if it is one.
     pub fn as_causal(&self) -> Option<&dyn CausalLm> {
         match self {
-            Self::Gpt2(m) => Some(m),
+            Self::Gpt2(m) => Some(m.as_ref()),
+            Self::Bert(_) => None,
+        }
+    }
+
+    /// Whether the model has an LM head (a bare encoder such as MiniLM's `BertModel` has none).
+    pub fn has_lm_head(&self) -> bool {
+        match self {
+            Self::Gpt2(_) => true,
+            Self::Bert(m) => m.mlm_head.is_some(),
         }
     }
 
@@ -40,6 +53,7 @@ impl Model {
     pub fn eos_token_id(&self) -> Option<u32> {
         match self {
             Self::Gpt2(m) => m.config.eos_token_id,
+            Self::Bert(_) => None,
         }
     }
 }
@@ -98,7 +112,10 @@ pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedMo
         let model = match model_type.as_str() {
             "gpt2" => Gpt2Config::from_file(&config_path)
                 .and_then(|config| gpt2::load(dir, config, &name, device))
-                .map(Model::Gpt2),
+                .map(|m| Model::Gpt2(Box::new(m))),
+            "bert" | "roberta" | "distilbert" => BertConfig::from_file(&config_path)
+                .and_then(|config| bert::load(dir, config, &name, device))
+                .map(|m| Model::Bert(Box::new(m))),
             other => Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },
                 supported: SUPPORTED_MODEL_TYPES.join(", "),

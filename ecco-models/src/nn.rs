@@ -1,5 +1,5 @@
-//! Small building blocks shared by the architectures: layer norm, GPT-2's `Conv1D`, and a
-//! matrix product for the few-row case of a decoding step.
+//! Small building blocks shared by the architectures: layer norm, `nn.Linear`, GPT-2's `Conv1D`,
+//! and a matrix product for the few-row case of a decoding step.
 
 use burn::tensor::Tensor;
 
@@ -43,6 +43,29 @@ impl Conv1D {
         let [batch, seq, d_in] = x.dims();
         let d_out = self.weight.dims()[1];
         let y = matmul_few_rows(x.reshape([batch * seq, d_in]), &self.weight, false) + self.bias.clone().unsqueeze::<2>();
+        y.reshape([batch, seq, d_out])
+    }
+}
+
+/// `torch.nn.Linear`, its weight transposed once at load time to `[in, out]` (the checkpoint
+/// stores `[out, in]`), so that the forward pass is a plain matmul.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// `[in, out]`.
+    pub weight: Tensor<2>,
+    /// `[out]`.
+    pub bias: Tensor<1>,
+}
+
+impl Linear {
+    /// `x @ weight + bias`.
+    ///
+    /// # Shapes
+    /// `[batch, seq, in]` to `[batch, seq, out]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, d_in] = x.dims();
+        let d_out = self.weight.dims()[1];
+        let y = x.reshape([batch * seq, d_in]).matmul(self.weight.clone()) + self.bias.clone().unsqueeze::<2>();
         y.reshape([batch, seq, d_out])
     }
 }

@@ -29,8 +29,13 @@ impl Tokenizer {
         if !path.is_file() {
             return Err(Error::MissingFile { path: path.to_path_buf(), what: "tokenizer.json" });
         }
-        let inner = tokenizers::Tokenizer::from_file(path)
+        let mut inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
+        // Some checkpoints (sentence-transformers' MiniLM) pad every text to a fixed length and
+        // truncate it; a trace reads the text as is, and length limits are checked against the
+        // model's positions instead.
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
         Ok(Self { inner, path: path.to_path_buf() })
     }
 
@@ -59,6 +64,11 @@ impl Tokenizer {
     /// The id of a raw token, if the vocabulary has it.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
+    }
+
+    /// The id of the mask token (`[MASK]` for BERT, `<mask>` for RoBERTa), if the vocabulary has one.
+    pub fn mask_token_id(&self) -> Option<u32> {
+        ["[MASK]", "<mask>"].iter().find_map(|t| self.inner.token_to_id(t))
     }
 
     /// Decodes `ids` to text, special tokens kept.

@@ -114,7 +114,7 @@ impl TryFrom<Gpt2ConfigFile> for Gpt2Config {
         if f.n_embd == 0 || f.n_head == 0 || f.n_layer == 0 || f.vocab_size == 0 || f.n_positions == 0 {
             return Err("n_embd, n_head, n_layer, vocab_size and n_positions must be positive".into());
         }
-        if f.n_embd % f.n_head != 0 {
+        if !f.n_embd.is_multiple_of(f.n_head) {
             return Err(format!("n_embd ({}) is not a multiple of n_head ({})", f.n_embd, f.n_head));
         }
         let activation = Activation::from_hf_name(&f.activation_function)
