@@ -68,7 +68,7 @@
 //! - [`build`]: views built from a trace and its tensors ([`Report::from_trace`], [`attention_view`], [`neurons_view`]).
 //! - [`tokens`]: sub-word pieces as display text ([`display_tokens`], [`PieceConvention`]).
 //! - [`html`]: [`render_html`], the page's CSP, JSON embedding.
-//! - [`svg`]: static SVG heatmaps ([`rankings_svg`], [`rankings_watch_svg`], [`neurons_svg`]).
+//! - [`svg`]: static SVG heatmaps ([`rankings_svg`], [`rankings_watch_svg`], [`neurons_svg`], [`nmf_svg`]).
 //! - [`colour`]: the viridis scale. [`write`]: [`write_atomic`]. [`error`]: [`Error`], [`Result`].
 
 pub mod build;
@@ -83,7 +83,7 @@ pub mod write;
 pub use build::{attention_view, neurons_view, round_sig};
 pub use error::{Error, Result};
 pub use html::{content_security_policy, embedded_json, render_html};
-pub use svg::{neurons_svg, rankings_svg, rankings_watch_svg};
+pub use svg::{Scale, heatmap, neurons_svg, nmf_svg, rankings_svg, rankings_watch_svg};
 pub use tokens::{DisplayPiece, PieceConvention, display_tokens};
 pub use views::{
     AttentionView, AttributionView, LayerPredictionsView, ModelSummary, NeuronLoading, NeuronRef, NeuronsView, NmfView, Prediction,

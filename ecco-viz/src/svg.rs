@@ -2,7 +2,7 @@
 
 use crate::colour::viridis;
 use crate::html::escape_html;
-use crate::views::{NeuronsView, RankingsView, RankingsWatchView};
+use crate::views::{NeuronsView, NmfView, RankingsView, RankingsWatchView, TokensView};
 
 /// How values map to colours.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -14,6 +14,8 @@ pub enum Scale {
     },
     /// Each row scaled to its largest magnitude, 0 in the middle of the scale.
     RowSymmetric,
+    /// Each row scaled from 0 to its largest value (non-negative data such as NMF factors).
+    RowMax,
 }
 
 const CELL_W: usize = 44;
@@ -51,6 +53,7 @@ pub fn heatmap(title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>
             let t = match scale {
                 Scale::LogRank { worst } => 1.0 - v.max(1.0).ln() / (worst.max(2) as f64).ln(),
                 Scale::RowSymmetric => 0.5 + 0.5 * v / row_max,
+                Scale::RowMax => v / row_max,
             };
             let (fill, ink) = (viridis(t), if t > 0.55 { "#111" } else { "#fff" });
             let x = LEFT + c * CELL_W;
@@ -100,6 +103,15 @@ pub fn neurons_svg(v: &NeuronsView, tokens: &[String]) -> String {
     let n = values.first().map_or(0, Vec::len);
     let cols: Vec<String> = tokens.iter().take(n).cloned().collect();
     heatmap("Neuron activations", &rows, &cols, &values, Scale::RowSymmetric, false)
+}
+
+/// The NMF factors x positions heatmap as SVG.
+pub fn nmf_svg(v: &NmfView, tokens: &TokensView) -> String {
+    let rows: Vec<String> = (0..v.components.len()).map(|k| format!("factor {k}")).collect();
+    let values: Vec<Vec<f64>> = v.components.iter().map(|r| r.iter().map(|&x| f64::from(x)).collect()).collect();
+    let n = values.first().map_or(0, Vec::len);
+    let cols: Vec<String> = tokens.tokens.iter().take(n).map(|t| t.text.clone()).collect();
+    heatmap("NMF factor strength per token", &rows, &cols, &values, Scale::RowMax, false)
 }
 
 #[cfg(test)]
