@@ -84,8 +84,10 @@ fn report_shows_every_view_and_embeds_what_json_prints() -> Result<()> {
     let n_input = trace_json["n_input_tokens"].as_u64().context("n_input")? as usize;
     let toks = data["tokens"]["tokens"].as_array().context("tokens view")?;
     ensure!(toks.len() == n && data["tokens"]["convention"] == "byte_level");
-    let text: String = toks.iter().filter_map(|t| t["text"].as_str()).collect();
-    ensure!(text == trace_json["output_text"].as_str().context("output_text")?, "display text {text:?} is not the decoded text");
+    // The prompt's pieces joined read as the prompt (generated pieces of this random model may
+    // be fragments of a UTF-8 character, shown as U+FFFD one by one).
+    let text: String = toks[..n_input].iter().filter_map(|t| t["text"].as_str()).collect();
+    ensure!(text == " Hello world, this is", "display text {text:?} is not the prompt");
     ensure!(toks.iter().filter(|t| t["generated"] == true).count() == 6);
 
     let attr = &data["attributions"][0];
