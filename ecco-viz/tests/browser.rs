@@ -180,3 +180,25 @@ fn a_500_token_report_stays_under_5_mb_and_renders_within_2_s() -> Result<()> {
     std::fs::write(artefact_dir()?.join("report-500.png"), b.screenshot()?)?;
     Ok(())
 }
+
+/// Times any report: `ECCO_REPORT=/path/report.html cargo test --release -p ecco-viz --test
+/// browser -- --ignored --nocapture time_a_report_file`.
+#[test]
+#[ignore = "a measurement on a file named by ECCO_REPORT"]
+fn time_a_report_file() -> Result<()> {
+    let Some(exe) = chromium_or_skip()? else { return Ok(()) };
+    let path = PathBuf::from(std::env::var("ECCO_REPORT").context("set ECCO_REPORT to a report's path")?);
+    let url = format!("file://{}", path.canonicalize()?.display());
+    let bytes = std::fs::metadata(&path)?.len();
+    let mut b = Browser::launch(&exe)?;
+    let wall = b.open(&url)?;
+    let script_ms = b.eval("window.eccoRenderMs")?.as_f64().context("render time")?;
+    b.pump(Duration::from_millis(200))?;
+    eprintln!("{}: {:.2} MB, drawn {:.0} ms after navigation ({script_ms:.0} ms in our script)", path.display(), bytes as f64 / 1e6, wall.as_secs_f64() * 1e3);
+    let errors = b.errors();
+    ensure!(errors.is_empty(), "console errors: {errors:?}");
+    let foreign = foreign_requests(&b, &url);
+    ensure!(foreign.is_empty(), "network requests: {foreign:?}");
+    std::fs::write(artefact_dir()?.join("timed.png"), b.screenshot()?)?;
+    Ok(())
+}
