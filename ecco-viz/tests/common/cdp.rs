@@ -108,8 +108,11 @@ impl Browser {
         };
         let host = url.trim_start_matches("ws://").split('/').next().context("bad DevTools url")?.to_owned();
         let stream = TcpStream::connect(&host)?;
-        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        // A blocking handshake (a busy machine may take a while to answer), then short read
+        // timeouts so that waiting for events can stop at a deadline.
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let (ws, _) = tungstenite::client(url.as_str(), stream).map_err(|e| anyhow::anyhow!("websocket handshake: {e}"))?;
+        ws.get_ref().set_read_timeout(Some(Duration::from_millis(200)))?;
         let mut b = Self { child, ws, session: String::new(), next_id: 0, events: Vec::new(), _profile: profile };
         let target = b.call_on(None, "Target.createTarget", json!({"url": "about:blank"}))?;
         let target_id = target["targetId"].as_str().context("no targetId")?.to_owned();
