@@ -70,10 +70,10 @@ fn parse_neuron(text: &str) -> Result<NeuronRef> {
 /// `ecco report`.
 pub fn report(args: &ReportArgs) -> Result<()> {
     check_writable(args.out.as_deref(), "--out")?;
-    if let Some(dir) = &args.svg_dir {
-        if !dir.is_dir() {
-            bail!("--svg-dir {}: not a directory", dir.display());
-        }
+    if let Some(dir) = &args.svg_dir
+        && !dir.is_dir()
+    {
+        bail!("--svg-dir {}: not a directory", dir.display());
     }
     if args.watch.is_some() && args.model.is_none() {
         bail!("--watch needs --model (the logit lens runs the model's head)");
