@@ -1,7 +1,7 @@
 //! `ecco layer-predictions`, `ecco rankings` and `ecco rankings-watch`: the logit lens over a
 //! trace's hidden states.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -11,6 +11,7 @@ use ecco_models::LoadedModel;
 use serde_json::json;
 
 use crate::args::ModelArgs;
+use crate::views::{self, check_writable};
 
 /// The model and trace every lens command reads.
 #[derive(Debug, Args)]
@@ -26,6 +27,9 @@ pub struct LensInput {
     /// Print JSON (the documented shape) instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write the view as a self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// Arguments of `ecco layer-predictions`.
@@ -50,6 +54,9 @@ pub struct LayerPredictionsArgs {
 pub struct RankingsArgs {
     #[command(flatten)]
     input: LensInput,
+    /// Also write the heatmap as a static SVG.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 /// Arguments of `ecco rankings-watch`.
@@ -63,6 +70,9 @@ pub struct RankingsWatchArgs {
     /// Position P: rankings come from the hidden state at index P-1 (masked LMs: at P).
     #[arg(long, value_name = "P")]
     position: usize,
+    /// Also write the heatmap as a static SVG.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 struct Loaded {
@@ -73,19 +83,26 @@ struct Loaded {
 
 impl LensInput {
     fn load(&self) -> Result<Loaded> {
+        check_writable(self.html.as_deref(), "--html")?;
         let bundle = TraceBundle::read(&self.trace).with_context(|| format!("cannot read trace {}", self.trace.display()))?;
         let model = self.model.load()?;
-        check_compatible(model.model.as_lm(), &bundle.trace.model)?;
-        let stack = match bundle.trace.model.model_type {
-            ModelKind::Masked => "encoder",
-            _ => "decoder",
-        };
-        let name = format!("hidden_states.{stack}");
-        let Some(hidden) = bundle.tensors.get(&name).cloned() else {
-            bail!("{}: the trace has no hidden states: make it with `--hidden-states`", self.trace.display());
-        };
+        let hidden = lens_hidden(&model, &bundle, &self.trace)?;
         Ok(Loaded { model, bundle, hidden })
     }
+}
+
+/// The hidden states the logit lens reads, after checking that `model` made the trace.
+pub fn lens_hidden(model: &LoadedModel, bundle: &TraceBundle, trace_dir: &Path) -> Result<F32Tensor> {
+    check_compatible(model.model.as_lm(), &bundle.trace.model)?;
+    let stack = match bundle.trace.model.model_type {
+        ModelKind::Masked => "encoder",
+        _ => "decoder",
+    };
+    let name = format!("hidden_states.{stack}");
+    let Some(hidden) = bundle.tensors.get(&name).cloned() else {
+        bail!("{}: the trace has no hidden states: make it with `--hidden-states`", trace_dir.display());
+    };
+    Ok(hidden)
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
@@ -108,6 +125,13 @@ pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
     } else {
         ecco_attrib::layer_predictions(lm, &l.hidden, args.position, args.topk, args.layer, lens, token)?
     };
+    if let Some(path) = &args.input.html {
+        let t = &l.bundle.trace;
+        let report = views::single_view_report(t, "Layer predictions", |r| {
+            r.layer_predictions = Some(views::predictions_view(t, &preds, args.position, args.input.lens, args.layer));
+        })?;
+        views::write_html(path, &report)?;
+    }
     if args.input.json {
         return print_json(&serde_json::to_value(&preds)?);
     }
@@ -123,6 +147,7 @@ pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
 
 /// `ecco rankings`.
 pub fn rankings(args: &RankingsArgs) -> Result<()> {
+    check_writable(args.svg.as_deref(), "--svg")?;
     let l = args.input.load()?;
     let t = &l.bundle.trace;
     if t.model.model_type == ModelKind::Masked {
@@ -130,6 +155,16 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
     }
     let ranks = ecco_attrib::rankings(l.model.model.as_lm(), &l.hidden, &t.token_ids, t.n_input_tokens, args.input.lens)?;
     let generated: Vec<&String> = t.tokens[t.n_input_tokens..].iter().collect();
+    if args.input.html.is_some() || args.svg.is_some() {
+        let view = views::rankings_view(t, ranks.clone(), args.input.lens);
+        if let Some(path) = &args.svg {
+            views::write_svg(path, &ecco_viz::rankings_svg(&view))?;
+        }
+        if let Some(path) = &args.input.html {
+            let report = views::single_view_report(t, "Rankings", |r| r.rankings = Some(view))?;
+            views::write_html(path, &report)?;
+        }
+    }
     if args.input.json {
         return print_json(&json!({
             "rankings": ranks,
@@ -148,6 +183,7 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
 
 /// `ecco rankings-watch`.
 pub fn rankings_watch(args: &RankingsWatchArgs) -> Result<()> {
+    check_writable(args.svg.as_deref(), "--svg")?;
     let l = args.input.load()?;
     let lm = l.model.model.as_lm();
     let ranks = if l.bundle.trace.model.model_type == ModelKind::Masked {
@@ -156,6 +192,17 @@ pub fn rankings_watch(args: &RankingsWatchArgs) -> Result<()> {
         ecco_attrib::rankings_watch(lm, &l.hidden, args.position, &args.watch, args.input.lens)?
     };
     let tokens: Vec<String> = args.watch.iter().map(|&id| l.model.tokenizer.token(id)).collect();
+    if args.input.html.is_some() || args.svg.is_some() {
+        let t = &l.bundle.trace;
+        let view = views::watch_view(t, ranks.clone(), args.input.lens, args.position, &args.watch, &tokens);
+        if let Some(path) = &args.svg {
+            views::write_svg(path, &ecco_viz::rankings_watch_svg(&view))?;
+        }
+        if let Some(path) = &args.input.html {
+            let report = views::single_view_report(t, "Rankings of watched tokens", |r| r.rankings_watch = Some(view))?;
+            views::write_html(path, &report)?;
+        }
+    }
     if args.input.json {
         return print_json(&json!({
             "watch": args.watch,

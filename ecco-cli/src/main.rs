@@ -8,7 +8,9 @@ mod lens_cmd;
 mod masked_cmd;
 mod nmf_cmd;
 mod progress;
+mod report_cmd;
 mod trace_cmd;
+mod views;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,8 @@ enum Command {
     RankingsWatch(lens_cmd::RankingsWatchArgs),
     /// Non-negative matrix factorisation of a trace's FFN activations (Ecco's `run_nmf`).
     Nmf(nmf_cmd::NmfArgs),
+    /// One self-contained HTML page with every view the trace supports.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Rankings(args) => lens_cmd::rankings(&args),
         Command::RankingsWatch(args) => lens_cmd::rankings_watch(&args),
         Command::Nmf(args) => nmf_cmd::nmf(&args),
+        Command::Report(args) => report_cmd::report(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `ecco nmf`: factorise a trace's FFN activations (Ecco's `run_nmf`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -9,6 +9,8 @@ use ecco_factor::{Nmf, activation_matrix};
 use serde_json::json;
 
 use crate::progress;
+use crate::views::{self, check_writable};
+use ecco_viz::NeuronLoading;
 
 /// Arguments of `ecco nmf`.
 #[derive(Debug, Args)]
@@ -43,16 +45,124 @@ pub struct NmfArgs {
     /// Print JSON (the documented shape) instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Also write the NMF explorer as a self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Also write the factors x positions heatmap as a static SVG.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+/// What to factorise and how: the options `ecco nmf` and `ecco report` share.
+#[derive(Clone, Debug)]
+pub struct NmfOptions {
+    /// Number of factors.
+    pub components: usize,
+    /// `[from, to)` layer range, when no list is given.
+    pub from_layer: Option<usize>,
+    /// Exclusive end of the range.
+    pub to_layer: Option<usize>,
+    /// Exactly these layers.
+    pub layers: Option<Vec<usize>>,
+    /// Seed of the random initialisation.
+    pub seed: u64,
+    /// Most outer iterations.
+    pub max_iter: usize,
+    /// Relative projected-gradient tolerance.
+    pub tol: f64,
+    /// Top neurons listed per factor.
+    pub top_neurons: usize,
+}
+
+/// A factorisation's results, ready to print or show.
+#[derive(Clone, Debug)]
+pub struct NmfOutcome {
+    /// The layers factorised.
+    pub layers: Vec<usize>,
+    /// `[factor][position]` strengths.
+    pub components: Vec<Vec<f32>>,
+    /// Per factor, its top neurons.
+    pub loadings: Vec<Vec<NeuronLoading>>,
+    /// Frobenius norm of `X - W·H`.
+    pub reconstruction_error: f64,
+    /// Outer iterations run.
+    pub n_iter: usize,
+    /// Whether the tolerance was reached.
+    pub converged: bool,
+    /// Positions (rows of `X`).
+    pub positions: usize,
+    /// Neurons of the selected layers (columns of `X`).
+    pub features: usize,
 }
 
 /// `ecco nmf`.
 pub fn nmf(args: &NmfArgs) -> Result<()> {
+    check_writable(args.html.as_deref(), "--html")?;
+    check_writable(args.svg.as_deref(), "--svg")?;
     let bundle = TraceBundle::read(&args.trace).with_context(|| format!("cannot read trace {}", args.trace.display()))?;
+    let opts = NmfOptions {
+        components: args.components,
+        from_layer: args.from_layer,
+        to_layer: args.to_layer,
+        layers: args.layers.clone(),
+        seed: args.seed,
+        max_iter: args.max_iter,
+        tol: args.tol,
+        top_neurons: args.top_neurons,
+    };
+    let out = factorise(&bundle, &args.trace, &opts)?;
+    let trace = &bundle.trace;
+    let NmfOutcome { layers, components, loadings, positions, .. } = out.clone();
+    let k = components.len();
+    if args.html.is_some() || args.svg.is_some() {
+        let view = views::nmf_view(layers.clone(), &components, loadings.clone(), out.reconstruction_error);
+        if let Some(path) = &args.svg {
+            views::write_svg(path, &ecco_viz::nmf_svg(&view, &ecco_viz::TokensView::from_trace(trace)))?;
+        }
+        if let Some(path) = &args.html {
+            let report = views::single_view_report(trace, "NMF factors", |r| r.nmf = Some(view))?;
+            views::write_html(path, &report)?;
+        }
+    }
+    let tokens = &trace.tokens[..positions.min(trace.tokens.len())];
+    if args.json {
+        let out = json!({
+            "n_components": k,
+            "components": components,
+            "reconstruction_error": out.reconstruction_error,
+            "n_iter": out.n_iter,
+            "converged": out.converged,
+            "layers": layers,
+            "tokens": tokens,
+            "loadings": loadings,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "NMF of {positions} positions x {} neurons (layers {layers:?}) into {k} factors: error {:.4}, {} iterations",
+        out.features,
+        out.reconstruction_error,
+        out.n_iter
+    );
+    for (c, strengths) in components.iter().enumerate() {
+        let best = strengths.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+        println!("factor {c:>2}: strongest at position {best} ({:?})", tokens.get(best).map_or("", String::as_str));
+    }
+    Ok(())
+}
+
+/// Factorises the FFN activations of `bundle` (read from `trace_dir`) as `opts` say.
+///
+/// # Errors
+/// A trace without activations, an empty or unknown layer selection, no components, NMF errors.
+pub fn factorise(bundle: &TraceBundle, trace_dir: &Path, opts: &NmfOptions) -> Result<NmfOutcome> {
+    let args = opts;
     let trace = &bundle.trace;
     let stack = if trace.model.model_type == ModelKind::Masked { "encoder" } else { "decoder" };
     let name = format!("activations.{stack}");
     let Some(acts) = bundle.tensors.get(&name) else {
-        bail!("{}: the trace has no FFN activations: make it with `--activations`", args.trace.display());
+        bail!("{}: the trace has no FFN activations: make it with `--activations`", trace_dir.display());
     };
     let [n_stored, neurons, positions] = match acts.shape[..] {
         [a, b, c] => [a, b, c],
@@ -108,7 +218,7 @@ pub fn nmf(args: &NmfArgs) -> Result<()> {
     }
     let k = fit.w.ncols();
     let components: Vec<Vec<f32>> = (0..k).map(|c| fit.w.column(c).iter().copied().collect()).collect();
-    let loadings: Vec<Vec<serde_json::Value>> = (0..k)
+    let loadings: Vec<Vec<NeuronLoading>> = (0..k)
         .map(|c| {
             let row: Vec<f32> = fit.h.row(c).iter().copied().collect();
             let mut order: Vec<usize> = (0..row.len()).collect();
@@ -116,34 +226,18 @@ pub fn nmf(args: &NmfArgs) -> Result<()> {
             order
                 .into_iter()
                 .take(args.top_neurons)
-                .map(|f| json!({"layer": layers[f / neurons], "neuron": f % neurons, "weight": row[f]}))
+                .map(|f| NeuronLoading { layer: layers[f / neurons], neuron: f % neurons, weight: row[f] })
                 .collect()
         })
         .collect();
-    let tokens = &trace.tokens[..positions.min(trace.tokens.len())];
-    if args.json {
-        let out = json!({
-            "n_components": k,
-            "components": components,
-            "reconstruction_error": fit.reconstruction_error,
-            "n_iter": fit.n_iter,
-            "converged": fit.converged,
-            "layers": layers,
-            "tokens": tokens,
-            "loadings": loadings,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
-    println!(
-        "NMF of {positions} positions x {} neurons (layers {layers:?}) into {k} factors: error {:.4}, {} iterations",
-        x.ncols(),
-        fit.reconstruction_error,
-        fit.n_iter
-    );
-    for (c, strengths) in components.iter().enumerate() {
-        let best = strengths.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
-        println!("factor {c:>2}: strongest at position {best} ({:?})", tokens.get(best).map_or("", String::as_str));
-    }
-    Ok(())
+    Ok(NmfOutcome {
+        layers,
+        components,
+        loadings,
+        reconstruction_error: fit.reconstruction_error,
+        n_iter: fit.n_iter,
+        converged: fit.converged,
+        positions,
+        features: x.ncols(),
+    })
 }
