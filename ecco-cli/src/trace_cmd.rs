@@ -102,7 +102,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
     let causal = loaded
         .model
         .as_causal()
-        .with_context(|| format!("{} is not a causal LM: use `ecco forward`", loaded.dir.display()))?;
+        .with_context(|| format!("{} is not a causal LM: use `ecco forward`", loaded.name))?;
     let options = GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, eos_token_id: loaded.model.eos_token_id() };
     options.validate(prompt.ids.len(), causal.info().max_positions)?;
     let n_layers = causal.info().n_layers;
@@ -214,7 +214,7 @@ pub fn resolve_token(tokenizer: &Tokenizer, token: &str, vocab: usize) -> Result
 fn new_trace(loaded: &LoadedModel, ids: &[u32], n_input: usize) -> Result<Trace> {
     let tokens = ids.iter().map(|&id| loaded.tokenizer.token(id)).collect();
     let mut trace = Trace::new(loaded.model.as_lm().info(), loaded.device_kind.name(), tokens, ids.to_vec(), n_input);
-    trace.model.name = loaded.dir.display().to_string();
+    trace.model.name.clone_from(&loaded.name);
     trace.output_text = loaded.tokenizer.decode(ids)?;
     Ok(trace)
 }
