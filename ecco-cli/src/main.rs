@@ -13,6 +13,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Tensor buffers are large and short-lived; mimalloc keeps them mapped between steps.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Explain what a Transformer language model is doing: captures, attributions, logit lens, NMF.
 #[derive(Debug, Parser)]
 #[command(name = "ecco", version, about, propagate_version = true)]

@@ -39,10 +39,11 @@
 //! | --- | --- |
 //! | `matrix` | [`activation_matrix`]; input checks |
 //! | `nmf` | [`Nmf`], [`NmfResult`]: Lin's outer loop, reconstruction error |
-//! | `nls` | Lin's `nlssubprob`: projected gradient with Armijo-type step search |
-//! | `column_kernels` | its per-column trial and `Q z` kernels, unrolled for `k <= 32` |
+//! | `alternating` | Lin's outer loop; the `H` half-step fused with the data pass |
+//! | `nls` | Lin's `nlssubprob`: projected gradient with Armijo-type step search, per panel |
+//! | `panels` | the half-step layout: panels of 16 columns, SIMD across columns |
 //! | `init` | scikit-learn-scaled random initialisation |
-//! | `products` | the big `Wᵀ X`, `H Xᵀ` products, blocked over threads |
+//! | `products` | the data in column blocks; `Wᵀ X`, `H Xᵀ`, Gram kernels |
 //! | `exec` | which thread pool a fit uses |
 //! | `cca` | [`cca`], [`canonical_correlations`]: port of svcca's `cca_core` |
 //! | `svcca` | [`svcca`], [`SVCCA_DEFAULT_DIMS`] |
@@ -56,9 +57,9 @@
 
 #![warn(missing_docs)]
 
+mod alternating;
 mod cca;
 mod cka;
-mod column_kernels;
 mod error;
 mod exec;
 mod init;
@@ -66,6 +67,7 @@ mod linalg;
 mod matrix;
 mod nls;
 mod nmf;
+mod panels;
 mod products;
 mod pwcca;
 mod svcca;

@@ -3,16 +3,12 @@
 
 use nalgebra::DMatrix;
 
+use crate::alternating::Solver;
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::init::random_init;
 use crate::matrix::check_nmf_input;
-use crate::nls::{self, Workspace};
-use crate::products::{gram, h_xt, transpose_data, wt_x};
-
-/// Lin's bound on the iterations of one half-step (`nlssubprob(..., 1000)` in his
-/// `nmf.m`).
-const MAX_SUBPROBLEM_ITER: usize = 1000;
+use crate::products::BlockedData;
 
 /// NMF settings; build with [`Nmf::new`] and the chained setters, then [`Nmf::fit`].
 ///
@@ -141,10 +137,11 @@ impl Nmf {
             (self.n_components, None)
         };
         let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64;
-        let (mut wt, mut h) = random_init(mean, k, n_samples, n_features, self.seed);
+        let (wt, h) = random_init(mean, k, n_samples, n_features, self.seed);
         let exec = Exec::new(self.threads)?;
-        let mut solver = Solver::new(x, k, &exec);
-        let outcome = solver.run(&mut wt, &mut h, self.tol, self.max_iter, &mut progress);
+        let mut solver = Solver::new(BlockedData::new(x), &wt, &h, &exec);
+        let outcome = solver.run(self.tol, self.max_iter, &mut progress);
+        let (wt, h) = solver.factors();
         let reconstruction_error = reconstruction_error(x, &wt, &h);
         Ok(NmfResult {
             w: wt.transpose(),
@@ -205,133 +202,6 @@ impl NmfResult {
         pairs.truncate(n);
         Some(pairs)
     }
-}
-
-struct Outcome {
-    n_iter: usize,
-    converged: bool,
-    rel_projected_gradient: f64,
-}
-
-/// Buffers of Lin's outer loop (`nmf.m`), with `W` kept transposed (`wt [k, p]`) so
-/// that both half-steps are the same `[k, m]` problem for [`nls::solve`].
-struct Solver<'e> {
-    /// The data, transposed (`Xᵀ [n, p]`): what the products read.
-    xt: DMatrix<f32>,
-    /// Where the parallel parts run.
-    exec: &'e Exec,
-    /// `H Xᵀ [k, p]` and `Wᵀ X [k, n]`: the products with the data.
-    hxt: DMatrix<f32>,
-    wtx: DMatrix<f32>,
-    grad_w: DMatrix<f32>,
-    grad_h: DMatrix<f32>,
-    ws_w: Workspace,
-    ws_h: Workspace,
-}
-
-impl<'e> Solver<'e> {
-    fn new(x: &DMatrix<f32>, k: usize, exec: &'e Exec) -> Self {
-        let (p, n) = x.shape();
-        Self {
-            xt: transpose_data(x),
-            exec,
-            hxt: DMatrix::zeros(k, p),
-            wtx: DMatrix::zeros(k, n),
-            grad_w: DMatrix::zeros(k, p),
-            grad_h: DMatrix::zeros(k, n),
-            ws_w: Workspace::default(),
-            ws_h: Workspace::default(),
-        }
-    }
-
-    fn run<F>(
-        &mut self,
-        wt: &mut DMatrix<f32>,
-        h: &mut DMatrix<f32>,
-        tol: f64,
-        max_iter: usize,
-        progress: &mut F,
-    ) -> Outcome
-    where
-        F: FnMut(usize, f64),
-    {
-        // gradW = W (H Hᵀ) − X Hᵀ and gradH = (WᵀW) H − WᵀX at the start.
-        let mut hht = gram(h);
-        h_xt(h, &self.xt, &mut self.hxt, self.exec);
-        nls::gradient(&hht, &self.hxt, wt, &mut self.grad_w);
-        let wtw = gram(wt);
-        wt_x(wt, &self.xt, &mut self.wtx, self.exec);
-        nls::gradient(&wtw, &self.wtx, h, &mut self.grad_h);
-        let init_grad = (norm_sq(&self.grad_w) + norm_sq(&self.grad_h)).sqrt();
-        if init_grad == 0.0 || !init_grad.is_finite() {
-            progress(0, 0.0);
-            return Outcome {
-                n_iter: 0,
-                converged: init_grad == 0.0,
-                rel_projected_gradient: 0.0,
-            };
-        }
-        // Lin: tolW = tolH = max(0.001, tol) * initgrad, cut tenfold whenever a
-        // half-step stops at once.
-        let mut tol_w = tol.max(1e-3) * init_grad;
-        let mut tol_h = tol_w;
-        let mut hxt_current = true;
-        let mut n_iter = 0;
-        loop {
-            let projnorm = (nls::projected_grad_sq(&self.grad_w, wt)
-                + nls::projected_grad_sq(&self.grad_h, h))
-            .sqrt();
-            let rel = projnorm / init_grad;
-            progress(n_iter, rel);
-            if projnorm < tol * init_grad || n_iter >= max_iter {
-                return Outcome {
-                    n_iter,
-                    converged: projnorm < tol * init_grad,
-                    rel_projected_gradient: rel,
-                };
-            }
-            // W half-step: min over Wᵀ >= 0 of ½‖Xᵀ − Hᵀ Wᵀ‖².
-            if !hxt_current {
-                hht = gram(h);
-                h_xt(h, &self.xt, &mut self.hxt, self.exec);
-            }
-            let iter_w = nls::solve(
-                &hht,
-                &self.hxt,
-                wt,
-                &mut self.grad_w,
-                tol_w,
-                MAX_SUBPROBLEM_ITER,
-                self.exec,
-                &mut self.ws_w,
-            );
-            if iter_w == 1 {
-                tol_w *= 0.1;
-            }
-            // H half-step: min over H >= 0 of ½‖X − W H‖².
-            let wtw = gram(wt);
-            wt_x(wt, &self.xt, &mut self.wtx, self.exec);
-            let iter_h = nls::solve(
-                &wtw,
-                &self.wtx,
-                h,
-                &mut self.grad_h,
-                tol_h,
-                MAX_SUBPROBLEM_ITER,
-                self.exec,
-                &mut self.ws_h,
-            );
-            if iter_h == 1 {
-                tol_h *= 0.1;
-            }
-            hxt_current = false;
-            n_iter += 1;
-        }
-    }
-}
-
-fn norm_sq(m: &DMatrix<f32>) -> f64 {
-    m.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }
 
 /// `‖X − W H‖_F`, accumulated in `f64` one column block at a time.

@@ -1,114 +1,240 @@
-//! The two large matrix products of an NMF iteration, `Wᵀ X` and `H Xᵀ`, split over
-//! threads.
+//! The products of an NMF iteration with the data, `Wᵀ X` and `H Xᵀ`, and the Gram
+//! matrices `WᵀW`, `H Hᵀ`, on panels.
 //!
-//! Both go through nalgebra's `gemm`, which hands dynamic matrices to
-//! `matrixmultiply` (packed SIMD kernels, chosen at run time) — but only when every
-//! dimension exceeds 5, so factors with `k <= 5` are zero-padded to 6 here. Both
-//! products read the data through its transpose `Xᵀ [n, p]` (kept alongside `X`):
-//! measured on the 157 × 18432 benchmark matrix, `Xᵀ W` with an owned `Xᵀ` takes half
-//! the time of `Wᵀ X`. The `n` axis is cut into fixed blocks of [`BLOCK`] rows; blocks
-//! are shared among rayon's workers, and the partial sums of `H Xᵀ` are added in block
-//! order, so results are bit-identical whatever the thread count.
+//! The data `X [p, n]` is copied once into [`BlockedData`]: blocks of
+//! [`BLOCK_COLS`] columns, each a run of panels of [`LANES`] columns stored
+//! row-major (`[p][LANES]`), so that a block is one sequential read, fits in L2
+//! cache, and a panel of `X` lines up with a panel of `H`. An iteration reads
+//! each block once: `Wᵀ X` for its columns, the `H` half-step on them, then its
+//! share of `H Xᵀ` and `H Hᵀ` with the new `H` while the block is still in cache
+//! (see `nmf`). The kernels keep `R × LANES` accumulators in registers and use fused
+//! multiply-adds; block partial sums are added in block order, so results do not
+//! depend on the thread count.
 
-use nalgebra::{DMatrix, Dyn, MatrixView};
-use rayon::prelude::*;
+use nalgebra::DMatrix;
 
-use crate::exec::Exec;
+use crate::panels::LANES;
 
-/// Rows of `Xᵀ` per task.
-pub(crate) const BLOCK: usize = 2048;
+/// Columns of `X` per block (a multiple of [`LANES`]).
+pub(crate) const BLOCK_COLS: usize = 256;
 
-/// Below this many multiply-adds a product runs on the calling thread.
-const PARALLEL_MIN_FLOPS: usize = 2_000_000;
+/// Rows of the factor handled per register tile of the kernels.
+const TILE_ROWS: usize = 5;
 
-/// nalgebra uses `matrixmultiply` only above this size in every dimension.
-const GEMM_MIN_DIM: usize = 6;
+/// `X [p, n]` in column blocks (see the module notes), the last one zero-padded.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockedData {
+    p: usize,
+    n: usize,
+    data: Vec<f32>,
+}
 
-/// Runs `task(block)` for `blocks` blocks, on `exec`'s pool when `parallel`,
-/// and returns the results in block order.
-fn run_blocks<T, F>(blocks: usize, exec: &Exec, parallel: bool, task: F) -> Vec<T>
-where
-    T: Send,
-    F: Fn(usize) -> T + Sync + Send,
-{
-    if parallel && exec.parallel() {
-        exec.run(|| (0..blocks).into_par_iter().map(task).collect())
-    } else {
-        (0..blocks).map(task).collect()
+impl BlockedData {
+    /// Copies `x` into blocks.
+    pub(crate) fn new(x: &DMatrix<f32>) -> Self {
+        let (p, n) = x.shape();
+        let blocks = n.div_ceil(BLOCK_COLS);
+        let mut data = vec![0.0; blocks * p * BLOCK_COLS];
+        for (c, col) in x.column_iter().enumerate() {
+            let base = (c / LANES) * p * LANES + c % LANES;
+            for (r, &v) in col.iter().enumerate() {
+                data[base + r * LANES] = v;
+            }
+        }
+        Self { p, n, data }
+    }
+
+    /// Rows `p` of `X`.
+    pub(crate) fn p(&self) -> usize {
+        self.p
+    }
+
+    /// Columns `n` of `X`.
+    pub(crate) fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Number of blocks.
+    pub(crate) fn blocks(&self) -> usize {
+        self.n.div_ceil(BLOCK_COLS)
+    }
+
+    /// Block `b`: its panels of [`LANES`] columns one after the other, each
+    /// `[p][LANES]` row-major.
+    pub(crate) fn block(&self, b: usize) -> &[f32] {
+        let len = self.p * BLOCK_COLS;
+        &self.data[b * len..(b + 1) * len]
     }
 }
 
-/// Row range `(start, len)` of block `b` of a matrix with `n` rows.
-fn block_range(b: usize, n: usize) -> (usize, usize) {
-    let start = b * BLOCK;
-    (start, BLOCK.min(n - start))
+/// `out = Wᵀ X_b` for one block: `w_rows` is `W [p, k]` row-major, `out` the block's
+/// panels (`BLOCK_COLS / LANES` panels of `k` rows).
+pub(crate) fn wt_x_block(k: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
+    pulp::Arch::new().dispatch(WtXOp { k, w_rows, xb, out });
 }
 
-/// The transpose of `x`, which the products read.
-pub(crate) fn transpose_data(x: &DMatrix<f32>) -> DMatrix<f32> {
-    x.transpose()
+/// [`wt_x_block`] as a `pulp` operation.
+struct WtXOp<'a> {
+    k: usize,
+    w_rows: &'a [f32],
+    xb: &'a [f32],
+    out: &'a mut [f32],
 }
 
-/// `out [k, n] = wt [k, p] · X [p, n]`, computed as `(Xᵀ W)ᵀ` from `xt = Xᵀ [n, p]`.
-pub(crate) fn wt_x(wt: &DMatrix<f32>, xt: &DMatrix<f32>, out: &mut DMatrix<f32>, exec: &Exec) {
-    let k = wt.nrows();
-    let (n, p) = xt.shape();
-    debug_assert_eq!(wt.ncols(), p);
-    debug_assert_eq!(out.shape(), (k, n));
-    // W [p, k'] with k' >= 6 columns (zero padding).
-    let w = wt.transpose().resize_horizontally(k.max(GEMM_MIN_DIM), 0.0);
-    let parallel = k * p * n >= PARALLEL_MIN_FLOPS;
-    let blocks = run_blocks(n.div_ceil(BLOCK), exec, parallel, |b| {
-        let (start, len) = block_range(b, n);
-        let mut part = DMatrix::zeros(len, w.ncols());
-        part.gemm(1.0, &xt.rows(start, len), &w, 0.0);
-        part
-    });
-    for (b, part) in blocks.iter().enumerate() {
-        let (start, len) = block_range(b, n);
-        out.columns_mut(start, len)
-            .tr_copy_from(&part.columns(0, k));
+impl pulp::WithSimd for WtXOp<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (k, w_rows, xb, out) = (self.k, self.w_rows, self.xb, self.out);
+        let mut r0 = 0;
+        while r0 < k {
+            match (k - r0).min(TILE_ROWS) {
+                5 => wt_x_rows::<5>(k, r0, w_rows, xb, out),
+                4 => wt_x_rows::<4>(k, r0, w_rows, xb, out),
+                3 => wt_x_rows::<3>(k, r0, w_rows, xb, out),
+                2 => wt_x_rows::<2>(k, r0, w_rows, xb, out),
+                _ => wt_x_rows::<1>(k, r0, w_rows, xb, out),
+            }
+            r0 += TILE_ROWS;
+        }
     }
 }
 
-/// `out [k, p] = h [k, n] · X ᵀ`, computed from `xt = Xᵀ [n, p]`.
-pub(crate) fn h_xt(h: &DMatrix<f32>, xt: &DMatrix<f32>, out: &mut DMatrix<f32>, exec: &Exec) {
-    let k = h.nrows();
-    let (n, p) = xt.shape();
-    debug_assert_eq!(h.ncols(), n);
-    debug_assert_eq!(out.shape(), (k, p));
-    let pad = (k < GEMM_MIN_DIM).then(|| h.clone().resize_vertically(GEMM_MIN_DIM, 0.0));
-    let h_used = pad.as_ref().unwrap_or(h);
-    let parallel = k * p * n >= PARALLEL_MIN_FLOPS;
-    let partials = run_blocks(n.div_ceil(BLOCK), exec, parallel, |b| {
-        let (start, len) = block_range(b, n);
-        let mut part = DMatrix::zeros(h_used.nrows(), p);
-        part.gemm(1.0, &h_used.columns(start, len), &xt.rows(start, len), 0.0);
-        part
-    });
-    out.fill(0.0);
-    for part in partials {
-        *out += part.rows(0, k);
+#[inline(always)]
+fn wt_x_rows<const R: usize>(k: usize, r0: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
+    let p = w_rows.len() / k;
+    let out = out.as_chunks_mut::<LANES>().0;
+    for (x_panel, out_panel) in xb.chunks_exact(p * LANES).zip(out.chunks_exact_mut(k)) {
+        let mut acc = [[0.0_f32; LANES]; R];
+        for (xv, w) in x_panel
+            .as_chunks::<LANES>()
+            .0
+            .iter()
+            .zip(w_rows.chunks_exact(k))
+        {
+            let w = &w[r0..r0 + R];
+            for rr in 0..R {
+                for l in 0..LANES {
+                    acc[rr][l] = w[rr].mul_add(xv[l], acc[rr][l]);
+                }
+            }
+        }
+        out_panel[r0..r0 + R].copy_from_slice(&acc);
     }
 }
 
-/// `a aᵀ` for a short wide `a [k, m]` (the `k × k` Gram matrix of its rows).
-pub(crate) fn gram(a: &DMatrix<f32>) -> DMatrix<f32> {
-    let (k, m) = a.shape();
-    let at =
-        MatrixView::from_slice_with_strides_generic(a.as_slice(), Dyn(m), Dyn(k), Dyn(k), Dyn(1));
-    let mut out = DMatrix::zeros(k, k);
-    out.gemm(1.0, a, &at, 0.0);
-    out
+/// `out [k, p]` (row-major) `= H_b X_bᵀ` for one block, from the block's panels `h`.
+pub(crate) fn h_xt_block(k: usize, h: &[f32], xb: &[f32], out: &mut [f32]) {
+    pulp::Arch::new().dispatch(HXtOp { k, h, xb, out });
+}
+
+/// [`h_xt_block`] as a `pulp` operation.
+struct HXtOp<'a> {
+    k: usize,
+    h: &'a [f32],
+    xb: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for HXtOp<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (k, xb, out) = (self.k, self.xb, self.out);
+        let p = xb.len() / BLOCK_COLS;
+        let h = self.h.as_chunks::<LANES>().0;
+        let x = xb.as_chunks::<LANES>().0;
+        let panels = BLOCK_COLS / LANES;
+        for pi in 0..p {
+            // Two rows of `H` per pass share each load of `X`.
+            let mut r = 0;
+            while r + 1 < k {
+                let mut acc0 = [0.0_f32; LANES];
+                let mut acc1 = [0.0_f32; LANES];
+                for panel in 0..panels {
+                    let xv = &x[panel * p + pi];
+                    let (h0, h1) = (&h[panel * k + r], &h[panel * k + r + 1]);
+                    for l in 0..LANES {
+                        acc0[l] = h0[l].mul_add(xv[l], acc0[l]);
+                        acc1[l] = h1[l].mul_add(xv[l], acc1[l]);
+                    }
+                }
+                out[r * p + pi] = lane_total(&acc0);
+                out[(r + 1) * p + pi] = lane_total(&acc1);
+                r += 2;
+            }
+            if r < k {
+                let mut acc = [0.0_f32; LANES];
+                for panel in 0..panels {
+                    let (xv, hv) = (&x[panel * p + pi], &h[panel * k + r]);
+                    for l in 0..LANES {
+                        acc[l] = hv[l].mul_add(xv[l], acc[l]);
+                    }
+                }
+                out[r * p + pi] = lane_total(&acc);
+            }
+        }
+    }
+}
+
+/// Sum of the lanes, in a fixed order.
+#[inline(always)]
+fn lane_total(v: &[f32; LANES]) -> f32 {
+    let mut sum = 0.0;
+    for &x in v {
+        sum += x;
+    }
+    sum
+}
+
+/// Adds `Z Zᵀ` of the panels `z` (`k` rows each) to `out` (`k × k`).
+pub(crate) fn add_gram(k: usize, z: &[f32], out: &mut [f64]) {
+    pulp::Arch::new().dispatch(GramOp { k, z, out });
+}
+
+/// [`add_gram`] as a `pulp` operation.
+struct GramOp<'a> {
+    k: usize,
+    z: &'a [f32],
+    out: &'a mut [f64],
+}
+
+impl pulp::WithSimd for GramOp<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (k, out) = (self.k, self.out);
+        let z = self.z.as_chunks::<LANES>().0;
+        let panels = z.len() / k.max(1);
+        for r in 0..k {
+            for s in r..k {
+                let mut acc = [0.0_f32; LANES];
+                for panel in 0..panels {
+                    let (a, b) = (&z[panel * k + r], &z[panel * k + s]);
+                    for l in 0..LANES {
+                        acc[l] = a[l].mul_add(b[l], acc[l]);
+                    }
+                }
+                let mut v = 0.0;
+                for x in acc {
+                    v += f64::from(x);
+                }
+                out[r * k + s] += v;
+                if s != r {
+                    out[s * k + r] += v;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn naive(a: &DMatrix<f32>, b: &DMatrix<f32>) -> DMatrix<f64> {
-        a.map(f64::from) * b.map(f64::from)
-    }
+    use crate::panels::Panels;
 
     fn close(a: &DMatrix<f32>, b: &DMatrix<f64>) -> bool {
         a.shape() == b.shape()
@@ -118,27 +244,35 @@ mod tests {
     }
 
     #[test]
-    fn products_match_naive_and_do_not_depend_on_threads() -> crate::Result<()> {
-        let pool = Exec::new(Some(3))?;
-        for k in [3, 7] {
-            let x = DMatrix::from_fn(9, 5000, |i, j| ((i * 31 + j * 17) % 13) as f32 / 13.0);
-            let xt = transpose_data(&x);
-            let wt = DMatrix::from_fn(k, 9, |i, j| (i + 2 * j) as f32 / 10.0);
-            let h = DMatrix::from_fn(k, 5000, |i, j| ((i + j) % 7) as f32 / 7.0);
-            let mut out1 = DMatrix::zeros(k, 5000);
-            let mut out2 = DMatrix::zeros(k, 5000);
-            wt_x(&wt, &xt, &mut out1, &Exec::Sequential);
-            wt_x(&wt, &xt, &mut out2, &pool);
-            assert!(close(&out1, &naive(&wt, &x)));
-            assert_eq!(out1, out2);
-            let mut p1 = DMatrix::zeros(k, 9);
-            let mut p2 = DMatrix::zeros(k, 9);
-            h_xt(&h, &xt, &mut p1, &Exec::Sequential);
-            h_xt(&h, &xt, &mut p2, &pool);
-            assert!(close(&p1, &naive(&h, &x.transpose())));
-            assert_eq!(p1, p2);
-            assert!(close(&gram(&h), &naive(&h, &h.transpose())));
+    fn block_products_match_naive() {
+        for k in [3, 7, 10] {
+            let (p, n) = (9, BLOCK_COLS + 40);
+            let x = DMatrix::from_fn(p, n, |i, j| ((i * 31 + j * 17) % 13) as f32 / 13.0);
+            let data = BlockedData::new(&x);
+            assert_eq!((data.p(), data.n(), data.blocks()), (p, n, 2));
+            let wt = DMatrix::from_fn(k, p, |i, j| (i + 2 * j) as f32 / 10.0);
+            let h = DMatrix::from_fn(k, n, |i, j| ((i + j) % 7) as f32 / 7.0);
+            let hp = Panels::from_matrix(&h, BLOCK_COLS);
+            // W [p, k] row-major is Wᵀ [k, p] column-major.
+            let w_rows = wt.as_slice();
+            let mut wtx = Panels::zeros(k, n, BLOCK_COLS);
+            let mut hxt = DMatrix::<f32>::zeros(k, p);
+            let block_len = k * BLOCK_COLS;
+            for b in 0..data.blocks() {
+                let out = &mut wtx.as_mut_slice()[b * block_len..(b + 1) * block_len];
+                wt_x_block(k, w_rows, data.block(b), out);
+                let mut part = vec![0.0; k * p];
+                let hb = &hp.as_slice()[b * block_len..(b + 1) * block_len];
+                h_xt_block(k, hb, data.block(b), &mut part);
+                hxt += DMatrix::from_row_slice(k, p, &part);
+            }
+            let (x64, wt64, h64) = (x.map(f64::from), wt.map(f64::from), h.map(f64::from));
+            assert!(close(&wtx.to_matrix(), &(&wt64 * &x64)), "k={k}");
+            assert!(close(&hxt, &(&h64 * x64.transpose())), "k={k}");
+            let mut g = vec![0.0; k * k];
+            add_gram(k, hp.as_slice(), &mut g);
+            let g = DMatrix::from_row_slice(k, k, &g).map(|v| v as f32);
+            assert!(close(&g, &(&h64 * h64.transpose())));
         }
-        Ok(())
     }
 }

@@ -43,7 +43,7 @@ pub fn load_demo(kind: DeviceKind) -> Result<LoadedModel> {
 /// # Errors
 /// As [`load_demo`].
 pub fn load_demo_on(kind: DeviceKind, device: &Device) -> Result<LoadedModel> {
-    let Some((config, weights, tokenizer)) = embedded() else {
+    let Some((config, weights, tokenizer_bytes)) = embedded() else {
         return Err(Error::DemoUnavailable);
     };
     let label = |file: &str| -> PathBuf { Path::new(DEMO_NAME).join(file) };
@@ -52,9 +52,10 @@ pub fn load_demo_on(kind: DeviceKind, device: &Device) -> Result<LoadedModel> {
         dir: PathBuf::from(DEMO_NAME),
         config_path: label("config.json"),
         config_text: config,
-        tokenizer: Tokenizer::from_bytes(&label("tokenizer.json"), tokenizer)?,
     };
-    build(parts, || WeightSource::from_bytes(&label("model.safetensors"), weights), kind, device)
+    let tokenizer_label = label("tokenizer.json");
+    let tokenizer = || Tokenizer::from_bytes(&tokenizer_label, tokenizer_bytes);
+    build(parts, tokenizer, || WeightSource::from_bytes(&label("model.safetensors"), weights), kind, device)
 }
 
 /// The embedded files: config text, weights, tokenizer.

@@ -102,13 +102,13 @@ pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedMo
         return Err(Error::MissingFile { path: config_path, what: "config.json" });
     }
     let text = std::fs::read_to_string(&config_path).map_err(|e| ecco_core::Error::io(&config_path, e))?;
-    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let tokenizer_path = dir.join("tokenizer.json");
     let name = dir.display().to_string();
-    let parts = Parts { name, dir: dir.to_path_buf(), config_path, config_text: &text, tokenizer };
-    build(parts, || WeightSource::open(dir), kind, device)
+    let parts = Parts { name, dir: dir.to_path_buf(), config_path, config_text: &text };
+    build(parts, || Tokenizer::from_file(&tokenizer_path), || WeightSource::open(dir), kind, device)
 }
 
-/// A checkpoint's config and tokenizer, from a directory or from memory.
+/// A checkpoint's name and config, from a directory or from memory.
 pub(crate) struct Parts<'a> {
     /// The name traces record.
     pub name: String,
@@ -118,34 +118,39 @@ pub(crate) struct Parts<'a> {
     pub config_path: PathBuf,
     /// `config.json`'s text.
     pub config_text: &'a str,
-    /// The parsed tokenizer.
-    pub tokenizer: Tokenizer,
 }
 
-/// Builds the model `parts.config_text` describes, with weights from `weights()`.
+/// Builds the model `parts.config_text` describes, with weights from `weights()` and the
+/// tokenizer from `tokenizer()`.
 pub(crate) fn build(
     parts: Parts<'_>,
+    tokenizer: impl FnOnce() -> Result<Tokenizer> + Send,
     weights: impl FnOnce() -> Result<WeightSource>,
     kind: DeviceKind,
     device: &Device,
 ) -> Result<LoadedModel> {
-    let Parts { name, dir, config_path, config_text, tokenizer } = parts;
+    let Parts { name, dir, config_path, config_text } = parts;
     let head: ModelTypeOnly = serde_json::from_str(config_text)
         .map_err(|e| Error::InvalidConfig { path: config_path.clone(), reason: e.to_string() })?;
     let model_type = head.model_type.or_else(|| head.architectures.first().cloned()).unwrap_or_default();
     let short_name = Path::new(&name).file_name().map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
-    let model = match model_type.as_str() {
-        "gpt2" => {
-            let config = Gpt2Config::from_json(config_text, &config_path)?;
-            Model::Gpt2(gpt2::weights::load_from(weights()?, config, &short_name, device)?)
-        }
-        other => {
-            return Err(Error::UnsupportedArchitecture {
+    // Parsing a 50K-entry `tokenizer.json` takes about as long as reading the weights: do both
+    // at once.
+    let (tokenizer, model) = std::thread::scope(|s| {
+        let tokenizer = s.spawn(tokenizer);
+        let model = match model_type.as_str() {
+            "gpt2" => Gpt2Config::from_json(config_text, &config_path)
+                .and_then(|config| gpt2::weights::load_from(weights()?, config, &short_name, device))
+                .map(Model::Gpt2),
+            other => Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },
                 supported: SUPPORTED_MODEL_TYPES.join(", "),
-            });
-        }
-    };
+            }),
+        };
+        let tokenizer = tokenizer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (tokenizer, model)
+    });
+    let (tokenizer, model) = (tokenizer?, model?);
     let vocab = model.as_lm().info().vocab_size;
     if tokenizer.vocab_size() > vocab {
         return Err(Error::VocabularyMismatch { tokenizer: tokenizer.vocab_size(), model: vocab });

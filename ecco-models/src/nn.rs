@@ -1,4 +1,5 @@
-//! Small building blocks shared by the architectures: layer norm and GPT-2's `Conv1D`.
+//! Small building blocks shared by the architectures: layer norm, GPT-2's `Conv1D`, and a
+//! matrix product for the few-row case of a decoding step.
 
 use burn::tensor::Tensor;
 
@@ -41,7 +42,64 @@ impl Conv1D {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d_in] = x.dims();
         let d_out = self.weight.dims()[1];
-        let y = x.reshape([batch * seq, d_in]).matmul(self.weight.clone()) + self.bias.clone().unsqueeze::<2>();
+        let y = matmul_few_rows(x.reshape([batch * seq, d_in]), &self.weight, false) + self.bias.clone().unsqueeze::<2>();
         y.reshape([batch, seq, d_out])
+    }
+}
+
+/// Most rows of `x` for which [`matmul_few_rows`] splits the weight between threads.
+const FEW_ROWS: usize = 8;
+/// Fewest output columns worth a split.
+const WIDE: usize = 1024;
+
+/// `x @ w` (or `x @ wᵀ` when `transposed`), for `x` `[rows, in]` and `w` `[in, out]`
+/// (`[out, in]` when `transposed`).
+///
+/// A decoding step multiplies one row by every weight matrix: a matrix-vector product that
+/// the CPU backend runs on one thread, bound by memory bandwidth. With few rows and a wide
+/// output, the output columns are split into one slice of `w` per thread, multiplied in
+/// parallel and joined; otherwise (and on autodiff tensors) this is a plain `matmul`.
+pub fn matmul_few_rows(x: Tensor<2>, w: &Tensor<2>, transposed: bool) -> Tensor<2> {
+    let [rows, _] = x.dims();
+    let [a, b] = w.dims();
+    let (d_in, d_out) = if transposed { (b, a) } else { (a, b) };
+    let threads = rayon::current_num_threads();
+    let oriented = |w: Tensor<2>| if transposed { w.transpose() } else { w };
+    // Autodiff graphs are recorded on the calling thread only.
+    if rows > FEW_ROWS || d_out < WIDE || threads < 2 || x.is_autodiff() {
+        return x.matmul(oriented(w.clone()));
+    }
+    let chunk = d_out.div_ceil(threads);
+    let ranges: Vec<_> = (0..d_out).step_by(chunk).map(|s| s..(s + chunk).min(d_out)).collect();
+    let mut parts: Vec<Option<Tensor<2>>> = vec![None; ranges.len()];
+    rayon::scope(|scope| {
+        for (part, cols) in parts.iter_mut().zip(ranges) {
+            let x = x.clone();
+            let w = if transposed { w.clone().slice([cols, 0..d_in]) } else { w.clone().slice([0..d_in, cols]) };
+            scope.spawn(move |_| *part = Some(x.matmul(oriented(w))));
+        }
+    });
+    Tensor::cat(parts.into_iter().flatten().collect(), 1)
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::matmul_few_rows;
+
+    #[test]
+    fn split_product_equals_the_plain_one() {
+        let device = Device::flex();
+        let x = Tensor::<2>::random([2, 24], Distribution::Default, &device);
+        for transposed in [false, true] {
+            let shape = if transposed { [2051, 24] } else { [24, 2051] };
+            let w = Tensor::<2>::random(shape, Distribution::Default, &device);
+            let plain = x.clone().matmul(if transposed { w.clone().transpose() } else { w.clone() });
+            let split = matmul_few_rows(x.clone(), &w, transposed);
+            assert_eq!(split.dims(), [2, 2051]);
+            let diff: f32 = (split - plain).abs().max().into_scalar();
+            assert!(diff < 1e-5, "max difference {diff}");
+        }
     }
 }

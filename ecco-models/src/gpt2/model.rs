@@ -99,7 +99,7 @@ impl Gpt2 {
         let [batch, seq, hidden] = x.dims();
         let head = self.lm_head.as_ref().unwrap_or(&self.wte);
         let vocab = head.dims()[0];
-        x.reshape([batch * seq, hidden]).matmul(head.clone().transpose()).reshape([batch, seq, vocab])
+        crate::nn::matmul_few_rows(x.reshape([batch * seq, hidden]), head, true).reshape([batch, seq, vocab])
     }
 }
 
