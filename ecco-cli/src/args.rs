@@ -1,7 +1,5 @@
 //! Arguments shared by several subcommands.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ecco_core::LayerSelection;
@@ -10,21 +8,31 @@ use ecco_models::{DeviceKind, LoadedModel};
 /// Which model to load and where.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// A local Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer.json).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    /// A checkpoint directory (config.json, model.safetensors, tokenizer.json) or a Hugging Face
+    /// Hub id (`distilgpt2`, `org/name`), found in the Hugging Face cache or downloaded. Without
+    /// it, the demo model built into `ecco` is used.
+    #[arg(long, value_name = "DIR|ID")]
+    pub model: Option<String>,
     /// Where to run: flex (CPU), wgpu or cuda.
     #[arg(long, default_value = "flex", value_name = "DEVICE")]
     pub device: DeviceKind,
 }
 
 impl ModelArgs {
-    /// Loads the model with a spinner.
+    /// Loads the model (the embedded demo model when `--model` is absent) with a spinner.
     pub fn load(&self) -> Result<LoadedModel> {
+        let Some(name) = &self.model else {
+            return ecco_models::load_demo(self.device).context("cannot load the demo model");
+        };
+        // Resolve first: a download draws its own progress bar.
+        let resolved = ecco_models::resolve(name, &ecco_models::HubSettings::from_env())
+            .with_context(|| format!("cannot load model {name}"))?;
         let spinner = crate::progress::spinner("loading");
-        let loaded = ecco_models::load(&self.model, self.device);
+        let loaded = ecco_models::load(&resolved.dir, self.device);
         spinner.finish_and_clear();
-        loaded.with_context(|| format!("cannot load model {}", self.model.display()))
+        let mut loaded = loaded.with_context(|| format!("cannot load model {name}"))?;
+        loaded.name = resolved.name;
+        Ok(loaded)
     }
 }
 

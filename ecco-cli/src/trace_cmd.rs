@@ -110,7 +110,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
     let prompt = loaded.tokenizer.encode(&args.prompt, false)?;
     let causal = loaded.model.as_causal().with_context(|| {
         let family = &loaded.model.as_lm().info().family;
-        format!("{} is a masked LM ({family}): it cannot generate; use `ecco forward` (with a mask token in --text)", loaded.dir.display())
+        format!("{} is a masked LM ({family}): it cannot generate; use `ecco forward` (with a mask token in --text)", loaded.name)
     })?;
     let options = GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, eos_token_id: loaded.model.eos_token_id() };
     options.validate(prompt.ids.len(), causal.info().max_positions)?;
@@ -252,7 +252,7 @@ pub fn resolve_token(tokenizer: &Tokenizer, token: &str, vocab: usize) -> Result
 fn new_trace(loaded: &LoadedModel, ids: &[u32], n_input: usize) -> Result<Trace> {
     let tokens = ids.iter().map(|&id| loaded.tokenizer.token(id)).collect();
     let mut trace = Trace::new(loaded.model.as_lm().info(), loaded.device_kind.name(), tokens, ids.to_vec(), n_input);
-    trace.model.name = loaded.dir.display().to_string();
+    trace.model.name.clone_from(&loaded.name);
     trace.output_text = loaded.tokenizer.decode(ids)?;
     Ok(trace)
 }

@@ -185,3 +185,78 @@ fn nmf_factorises_the_captured_layers() -> Result<()> {
     ok(&["forward", "--model", s(&model), "--text", "one two", "--hidden-states", "--out", s(&no_acts)])?;
     fails(&["nmf", "--trace", s(&no_acts), "--components", "2"], "--activations")
 }
+
+/// Runs `ecco` with extra environment variables; expects success.
+fn ok_env(args: &[&str], env: &[(&str, &Path)]) -> Result<String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecco"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    ensure!(out.status.success(), "ecco {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+#[test]
+fn without_model_the_embedded_demo_runs_fast_and_names_paris() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("trace");
+    let args = [
+        "generate", "--prompt", "The capital of France is", "--max-new-tokens", "4", "--attribution", "grad_x_input",
+        "--activations", "--hidden-states", "--out", s(&out),
+    ];
+    let started = std::time::Instant::now();
+    ok(&args)?;
+    let elapsed = started.elapsed();
+    eprintln!("ecco generate on the demo model: {elapsed:?}");
+    // Well under a second on an idle machine; generous here for a loaded CI runner.
+    ensure!(elapsed.as_secs_f64() < 3.0, "took {elapsed:?}");
+    let trace = read_json(&out.join("trace.json"))?;
+    ensure!(trace["model"]["name"] == "ecco-demo", "{}", trace["model"]);
+    let n_input = trace["n_input_tokens"].as_u64().context("n_input_tokens")? as usize;
+    ensure!(trace["tokens"][n_input] == "ĠParis", "{}", trace["tokens"]);
+    ensure!(trace["tokens"][n_input - 2] == "ĠFrance");
+    // The first generated token's attribution is largest on " France".
+    let first: Vec<f64> =
+        trace["attributions"]["grad_x_input"][0].as_array().context("attributions")?.iter().filter_map(serde_json::Value::as_f64).collect();
+    let argmax = (0..first.len()).max_by(|&a, &b| first[a].total_cmp(&first[b])).context("empty")?;
+    ensure!(argmax == n_input - 2, "largest weight at {argmax}: {first:?}");
+    // The lens commands default to the demo model too.
+    let rankings: serde_json::Value = serde_json::from_str(&ok(&["rankings", "--trace", s(&out), "--json"])?)?;
+    let rows = rankings["rankings"].as_array().context("rankings")?;
+    ensure!(rows.last().and_then(|r| r[0].as_u64()) == Some(1), "{rankings}");
+    // A trace of the demo model read with another model is refused.
+    fails(&["rankings", "--model", s(&fixture("gpt2-deep")), "--trace", s(&out), "--json"], "different model")
+}
+
+#[test]
+fn hub_ids_resolve_through_the_cache_and_fail_cleanly_offline() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let cache = tmp.path().join("hub");
+    let snapshot = cache.join("models--org--deep").join("snapshots").join("abc123");
+    std::fs::create_dir_all(&snapshot)?;
+    std::fs::create_dir_all(cache.join("models--org--deep").join("refs"))?;
+    std::fs::write(cache.join("models--org--deep").join("refs").join("main"), "abc123")?;
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(fixture("gpt2-deep").join(f), snapshot.join(f))?;
+    }
+    let env: [(&str, &Path); 2] = [("HF_HUB_CACHE", &cache), ("HF_HUB_OFFLINE", Path::new("1"))];
+    let out = tmp.path().join("t");
+    ok_env(&["forward", "--model", "org/deep", "--text", "one two", "--out", s(&out)], &env)?;
+    ensure!(read_json(&out.join("trace.json"))?["model"]["name"] == "org/deep");
+    // HF_HOME/hub is the cache when HF_HUB_CACHE is not set.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home)?;
+    std::fs::rename(&cache, home.join("hub"))?;
+    let out = tmp.path().join("t2");
+    ok_env(&["forward", "--model", "org/deep", "--text", "one", "--out", s(&out)], &[("HF_HOME", &home), ("HF_HUB_OFFLINE", Path::new("1"))])?;
+    // Not cached and offline: a one-line error naming the variable.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecco"));
+    cmd.args(["generate", "--model", "distilgpt2", "--prompt", "hi", "--max-new-tokens", "1", "--out", s(&tmp.path().join("n"))]);
+    let out = cmd.env("HF_HUB_CACHE", &home).env("HF_HUB_OFFLINE", "1").output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
+    ensure!(err.starts_with("error: ") && err.contains("distilgpt2") && err.contains("HF_HUB_OFFLINE"), "{err}");
+    Ok(())
+}

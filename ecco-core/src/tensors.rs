@@ -1,11 +1,12 @@
 //! Reading and writing f32 tensors in the safetensors format.
 //!
 //! The reader parses the header itself and reads one tensor at a time, so loading a checkpoint
-//! never holds the whole file in memory next to the model.
+//! never holds the whole file in memory next to the model. It reads a file, or bytes already in
+//! memory (a checkpoint embedded in the binary).
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -56,13 +57,27 @@ pub struct TensorEntry {
     end: u64,
 }
 
+/// Where the bytes come from: a file or memory.
+trait Source: Read + Seek + Send + Sync {}
+
+impl<T: Read + Seek + Send + Sync> Source for T {}
+
 /// An open safetensors file whose header has been read; tensors are read on demand.
-#[derive(Debug)]
 pub struct SafetensorsReader {
     path: PathBuf,
-    file: File,
+    file: Box<dyn Source>,
     data_start: u64,
     entries: BTreeMap<String, TensorEntry>,
+}
+
+impl std::fmt::Debug for SafetensorsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafetensorsReader")
+            .field("path", &self.path)
+            .field("data_start", &self.data_start)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
 }
 
 const MAX_HEADER: u64 = 100 * 1024 * 1024;
@@ -74,8 +89,22 @@ impl SafetensorsReader {
     /// [`Error::Io`] when the file cannot be read, [`Error::Safetensors`] when it is corrupt.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        Self::from_source(path, Box::new(file), file_len)
+    }
+
+    /// Reads a safetensors file held in memory (e.g. embedded with `include_bytes!`); `label`
+    /// names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Safetensors`] when the bytes are not a valid safetensors file.
+    pub fn from_bytes(label: impl Into<PathBuf>, bytes: &'static [u8]) -> Result<Self> {
+        Self::from_source(label.into(), Box::new(Cursor::new(bytes)), bytes.len() as u64)
+    }
+
+    /// Parses the header of `file` (of `file_len` bytes).
+    fn from_source(path: PathBuf, mut file: Box<dyn Source>, file_len: u64) -> Result<Self> {
         let corrupt = |reason: &str| Error::Safetensors { path: path.clone(), reason: reason.to_owned() };
         let mut len_bytes = [0u8; 8];
         file.read_exact(&mut len_bytes).map_err(|_| corrupt("file shorter than its header"))?;
@@ -275,6 +304,19 @@ mod tests {
         assert!(matches!(SafetensorsReader::open(&path), Err(Error::Safetensors { .. })));
         std::fs::write(&path, b"garbage").map_err(|e| Error::io(&path, e))?;
         assert!(matches!(SafetensorsReader::open(&path), Err(Error::Safetensors { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn reads_from_memory_like_a_file() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let path = dir.path().join("t.safetensors");
+        let mut map = BTreeMap::new();
+        map.insert("w".to_owned(), F32Tensor::new("w", vec![3], vec![0.5, -1., 2.])?);
+        write_safetensors(&path, &map)?;
+        let bytes: &'static [u8] = std::fs::read(&path).map_err(|e| Error::io(&path, e))?.leak();
+        assert_eq!(SafetensorsReader::from_bytes("mem", bytes)?.read_all()?, map);
+        assert!(matches!(SafetensorsReader::from_bytes("mem", &bytes[..20]), Err(Error::Safetensors { .. })));
         Ok(())
     }
 }

@@ -73,6 +73,37 @@ pub enum Error {
         /// The cargo feature that enables it.
         feature: &'static str,
     },
+    /// `HF_HUB_OFFLINE` is set and the cache lacks part of the checkpoint.
+    #[error("{id} is not in the Hugging Face cache {cache} ({missing}) and HF_HUB_OFFLINE is set")]
+    NotCached {
+        /// The Hub id.
+        id: String,
+        /// The cache root looked in.
+        cache: PathBuf,
+        /// What is missing.
+        missing: String,
+    },
+    /// The checkpoint is not cached and this build cannot download.
+    #[error("{id} is not a directory nor in the Hugging Face cache {cache}, and this build cannot download (rebuild with `--features hub`)")]
+    HubUnavailable {
+        /// The Hub id.
+        id: String,
+        /// The cache root looked in.
+        cache: PathBuf,
+    },
+    /// Downloading from the Hub failed.
+    #[error("cannot download {file} of {id} from the Hugging Face Hub: {reason}")]
+    Download {
+        /// The Hub id.
+        id: String,
+        /// The file being fetched.
+        file: String,
+        /// What the client reported.
+        reason: String,
+    },
+    /// No `--model` was given and this build has no embedded demo model.
+    #[error("this build has no embedded demo model (rebuild with `--features demo`): pass --model")]
+    DemoUnavailable,
     /// A tensor could not be read back from the device.
     #[error("could not read a tensor back from the device: {0}")]
     Readback(String),

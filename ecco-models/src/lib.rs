@@ -22,20 +22,27 @@
 //! - `flex` (default): burn's pure-Rust CPU backend.
 //! - `wgpu`: GPUs through wgpu (Vulkan, Metal, DirectX).
 //! - `cuda`: NVIDIA GPUs.
+//! - `hub`: downloads checkpoints from the Hugging Face Hub (`hf-hub`); without it, `--model`
+//!   takes directories and checkpoints already in the Hugging Face cache.
+//! - `demo`: embeds the demo model (`fixtures/demo/`, about 2 MB) in the binary; see [`demo`].
 //!
 //! ## Crate map
 //! - [`gpt2`]: GPT-2 (`GPT2LMHeadModel`), one file per part of the checkpoint.
 //! - [`bert`]: BERT, RoBERTa, DistilBERT (masked LMs and bare encoders such as MiniLM).
 //! - [`loader`]: [`load`] a checkpoint directory into a [`Model`] with its [`Tokenizer`].
 //! - [`generate`](mod@generate): greedy and seeded sampling with a KV cache.
+//! - [`hub`]: [`resolve`] a `--model` name: a directory, the Hugging Face cache, or the Hub.
+//! - [`demo`]: the embedded demo model, [`load_demo`].
 //! - [`device`]: [`DeviceKind`], the `--device` choice.
 //! - [`weights`], [`tokenizer`], [`readback`], [`nn`], [`activation`]: shared parts.
 
 pub mod activation;
 pub mod bert;
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod generate;
+pub mod hub;
 pub mod gpt2;
 pub mod loader;
 pub mod nn;
@@ -43,9 +50,11 @@ pub mod readback;
 pub mod tokenizer;
 pub mod weights;
 
+pub use demo::{DEMO_NAME, demo_available, load_demo, load_demo_on};
 pub use device::DeviceKind;
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Sampling, generate};
-pub use loader::{LoadedModel, Model, SUPPORTED_MODEL_TYPES, load, load_on};
+pub use hub::{HubSettings, Resolved, resolve};
+pub use loader::{LoadedModel, Model, SUPPORTED_MODEL_TYPES, load, load_named, load_on};
 pub use readback::{capture_pass, stack_tensors, to_f32};
 pub use tokenizer::{Encoding, Tokenizer};

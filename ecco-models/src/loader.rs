@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::bert::{self, Bert, BertConfig};
 use crate::gpt2::{self, Gpt2, Gpt2Config};
 use crate::tokenizer::Tokenizer;
+use crate::weights::WeightSource;
 
 /// The `model_type`s this build can load.
 pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2", "bert", "roberta", "distilbert"];
@@ -65,7 +66,9 @@ pub struct LoadedModel {
     pub model: Model,
     /// Its tokenizer.
     pub tokenizer: Tokenizer,
-    /// The checkpoint directory.
+    /// The name traces record: the directory as given, a Hub id, or `ecco-demo`.
+    pub name: String,
+    /// The checkpoint directory (for the embedded demo model, its name).
     pub dir: PathBuf,
     /// The device kind the weights live on.
     pub device_kind: DeviceKind,
@@ -88,6 +91,18 @@ pub fn load(dir: &Path, kind: DeviceKind) -> Result<LoadedModel> {
     load_on(dir, kind, &device)
 }
 
+/// Loads `--model NAME`: a directory, or a Hub id found in the Hugging Face cache or downloaded
+/// (see [`crate::hub`]); traces record `name`.
+///
+/// # Errors
+/// As [`crate::hub::resolve`] and [`load`].
+pub fn load_named(name: &str, settings: &crate::hub::HubSettings, kind: DeviceKind) -> Result<LoadedModel> {
+    let resolved = crate::hub::resolve(name, settings)?;
+    let mut loaded = load(&resolved.dir, kind)?;
+    loaded.name = resolved.name;
+    Ok(loaded)
+}
+
 /// As [`load`], onto an existing `device`.
 ///
 /// # Errors
@@ -101,20 +116,48 @@ pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedMo
         return Err(Error::MissingFile { path: config_path, what: "config.json" });
     }
     let text = std::fs::read_to_string(&config_path).map_err(|e| ecco_core::Error::io(&config_path, e))?;
-    let head: ModelTypeOnly = serde_json::from_str(&text)
+    let tokenizer_path = dir.join("tokenizer.json");
+    let name = dir.display().to_string();
+    let parts = Parts { name, dir: dir.to_path_buf(), config_path, config_text: &text };
+    build(parts, || Tokenizer::from_file(&tokenizer_path), || WeightSource::open(dir), kind, device)
+}
+
+/// A checkpoint's name and config, from a directory or from memory.
+pub(crate) struct Parts<'a> {
+    /// The name traces record.
+    pub name: String,
+    /// The directory (or a label for a checkpoint in memory).
+    pub dir: PathBuf,
+    /// `config.json`'s path, for errors.
+    pub config_path: PathBuf,
+    /// `config.json`'s text.
+    pub config_text: &'a str,
+}
+
+/// Builds the model `parts.config_text` describes, with weights from `weights()` and the
+/// tokenizer from `tokenizer()`.
+pub(crate) fn build(
+    parts: Parts<'_>,
+    tokenizer: impl FnOnce() -> Result<Tokenizer> + Send,
+    weights: impl FnOnce() -> Result<WeightSource>,
+    kind: DeviceKind,
+    device: &Device,
+) -> Result<LoadedModel> {
+    let Parts { name, dir, config_path, config_text } = parts;
+    let head: ModelTypeOnly = serde_json::from_str(config_text)
         .map_err(|e| Error::InvalidConfig { path: config_path.clone(), reason: e.to_string() })?;
     let model_type = head.model_type.or_else(|| head.architectures.first().cloned()).unwrap_or_default();
-    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let short_name = Path::new(&name).file_name().map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
     // Parsing a 50K-entry `tokenizer.json` takes about as long as reading the weights: do both
     // at once.
     let (tokenizer, model) = std::thread::scope(|s| {
-        let tokenizer = s.spawn(|| Tokenizer::from_file(&dir.join("tokenizer.json")));
+        let tokenizer = s.spawn(tokenizer);
         let model = match model_type.as_str() {
-            "gpt2" => Gpt2Config::from_file(&config_path)
-                .and_then(|config| gpt2::load(dir, config, &name, device))
+            "gpt2" => Gpt2Config::from_json(config_text, &config_path)
+                .and_then(|config| gpt2::weights::load_from(weights()?, config, &short_name, device))
                 .map(|m| Model::Gpt2(Box::new(m))),
-            "bert" | "roberta" | "distilbert" => BertConfig::from_file(&config_path)
-                .and_then(|config| bert::load(dir, config, &name, device))
+            "bert" | "roberta" | "distilbert" => BertConfig::from_json(config_text, &config_path)
+                .and_then(|config| bert::weights::load_from(weights()?, config, &short_name, device))
                 .map(|m| Model::Bert(Box::new(m))),
             other => Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },
@@ -129,5 +172,5 @@ pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedMo
     if tokenizer.vocab_size() > vocab {
         return Err(Error::VocabularyMismatch { tokenizer: tokenizer.vocab_size(), model: vocab });
     }
-    Ok(LoadedModel { model, tokenizer, dir: dir.to_path_buf(), device_kind: kind })
+    Ok(LoadedModel { model, tokenizer, name, dir, device_kind: kind })
 }

@@ -39,6 +39,16 @@ impl Tokenizer {
         Ok(Self { inner, path: path.to_path_buf() })
     }
 
+    /// Parses the bytes of a `tokenizer.json` held in memory; `label` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] when it cannot be parsed.
+    pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer { path: label.to_path_buf(), reason: e.to_string() })?;
+        Ok(Self { inner, path: label.to_path_buf() })
+    }
+
     /// Number of entries, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -50,18 +50,34 @@ impl WeightSource {
             return Err(Error::MissingFile { path: single, what: "model.safetensors (or its sharded index)" });
         };
         let mut readers = Vec::with_capacity(files.len());
-        let mut location = BTreeMap::new();
-        for (i, file) in files.iter().enumerate() {
+        for file in &files {
             if !file.is_file() {
                 return Err(Error::MissingFile { path: file.clone(), what: "checkpoint shard" });
             }
-            let reader = SafetensorsReader::open(file)?;
+            readers.push(SafetensorsReader::open(file)?);
+        }
+        Ok(Self::from_readers(path, readers))
+    }
+
+    /// A single-file checkpoint held in memory (e.g. embedded in the binary); `label` names it
+    /// in errors.
+    ///
+    /// # Errors
+    /// The reader's errors when the bytes are not a valid safetensors file.
+    pub fn from_bytes(label: &Path, bytes: &'static [u8]) -> Result<Self> {
+        let reader = SafetensorsReader::from_bytes(label, bytes)?;
+        Ok(Self::from_readers(label.to_path_buf(), vec![reader]))
+    }
+
+    /// Indexes the tensors of `readers`; `path` names the checkpoint in errors.
+    fn from_readers(path: PathBuf, readers: Vec<SafetensorsReader>) -> Self {
+        let mut location = BTreeMap::new();
+        for (i, reader) in readers.iter().enumerate() {
             for name in reader.entries().keys() {
                 location.insert(name.clone(), i);
             }
-            readers.push(reader);
         }
-        Ok(Self { path, readers, location, taken: BTreeSet::new(), prefix: String::new() })
+        Self { path, readers, location, taken: BTreeSet::new(), prefix: String::new() }
     }
 
     /// Whether the checkpoint holds `name` (after the prefix).

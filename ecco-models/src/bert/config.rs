@@ -138,8 +138,16 @@ impl BertConfig {
     /// [`Error::InvalidConfig`] for unparsable or impossible configs.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ecco_core::Error::io(path, e))?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and checks the text of a `config.json`; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for unparsable or impossible configs.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let file: BertConfigFile =
-            serde_json::from_str(&text).map_err(|e| Error::InvalidConfig { path: path.to_path_buf(), reason: e.to_string() })?;
+            serde_json::from_str(text).map_err(|e| Error::InvalidConfig { path: path.to_path_buf(), reason: e.to_string() })?;
         Self::try_from(file).map_err(|reason| Error::InvalidConfig { path: path.to_path_buf(), reason })
     }
 }

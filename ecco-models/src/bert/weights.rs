@@ -157,8 +157,15 @@ fn norm(src: &mut WeightSource, p: &str, h: usize, eps: f64, device: &Device) ->
 /// # Errors
 /// Missing, misshapen or unexpected tensors.
 pub fn load(dir: &Path, config: BertConfig, name: &str, device: &Device) -> Result<Bert> {
+    load_from(WeightSource::open(dir)?, config, name, device)
+}
+
+/// Loads a BERT-family model from an open checkpoint (a directory's files or bytes in memory).
+///
+/// # Errors
+/// Missing, misshapen or unexpected tensors.
+pub fn load_from(mut src: WeightSource, config: BertConfig, name: &str, device: &Device) -> Result<Bert> {
     let n = names(config.variant);
-    let mut src = WeightSource::open(dir)?;
     if !src.contains(&format!("{}.weight", n.word)) && src.contains_exact(&format!("{}{}.weight", n.prefix, n.word)) {
         src.set_prefix(n.prefix);
     }

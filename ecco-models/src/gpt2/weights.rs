@@ -26,7 +26,14 @@ fn is_allowed_extra(name: &str, tied: bool) -> bool {
 /// # Errors
 /// Missing, misshapen or unexpected tensors.
 pub fn load(dir: &Path, config: Gpt2Config, name: &str, device: &Device) -> Result<Gpt2> {
-    let mut src = WeightSource::open(dir)?;
+    load_from(WeightSource::open(dir)?, config, name, device)
+}
+
+/// Loads GPT-2 from an open checkpoint (a directory's files or bytes in memory) onto `device`.
+///
+/// # Errors
+/// Missing, misshapen or unexpected tensors.
+pub fn load_from(mut src: WeightSource, config: Gpt2Config, name: &str, device: &Device) -> Result<Gpt2> {
     if !src.contains("wte.weight") && src.contains_exact("transformer.wte.weight") {
         src.set_prefix("transformer.");
     }
