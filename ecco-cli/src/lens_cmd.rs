@@ -106,7 +106,7 @@ pub fn lens_hidden(model: &LoadedModel, bundle: &TraceBundle, trace_dir: &Path) 
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
@@ -136,11 +136,11 @@ pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
         return print_json(&serde_json::to_value(&preds)?);
     }
     let target = l.bundle.trace.tokens.get(args.position).map_or("", String::as_str);
-    println!("Predictions for position {} (token {target:?}), {:?} lens", args.position, args.input.lens);
+    outln!("Predictions for position {} (token {target:?}), {:?} lens", args.position, args.input.lens)?;
     for (i, layer) in preds.iter().enumerate() {
         let n = args.layer.unwrap_or(i);
         let cells: Vec<String> = layer.iter().map(|p| format!("{:?} {:.3}", p.token, p.prob)).collect();
-        println!("layer {n:>3}: {}", cells.join("  "));
+        outln!("layer {n:>3}: {}", cells.join("  "))?;
     }
     Ok(())
 }
@@ -173,10 +173,10 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
             "lens": args.input.lens,
         }));
     }
-    println!("Rank of each generated token per layer ({:?} lens)", args.input.lens);
-    println!("{:>9} {}", "", generated.iter().map(|t| format!("{:>10.10}", format!("{t:?}"))).collect::<String>());
+    outln!("Rank of each generated token per layer ({:?} lens)", args.input.lens)?;
+    outln!("{:>9} {}", "", generated.iter().map(|t| format!("{:>10.10}", format!("{t:?}"))).collect::<String>())?;
     for (i, row) in ranks.iter().enumerate() {
-        println!("layer {i:>3} {}", row.iter().map(|r| format!("{r:>10}")).collect::<String>());
+        outln!("layer {i:>3} {}", row.iter().map(|r| format!("{r:>10}")).collect::<String>())?;
     }
     Ok(())
 }
@@ -212,10 +212,10 @@ pub fn rankings_watch(args: &RankingsWatchArgs) -> Result<()> {
             "lens": args.input.lens,
         }));
     }
-    println!("Rank of the watched tokens at position {} ({:?} lens)", args.position, args.input.lens);
-    println!("{:>9} {}", "", tokens.iter().map(|t| format!("{:>10.10}", format!("{t:?}"))).collect::<String>());
+    outln!("Rank of the watched tokens at position {} ({:?} lens)", args.position, args.input.lens)?;
+    outln!("{:>9} {}", "", tokens.iter().map(|t| format!("{:>10.10}", format!("{t:?}"))).collect::<String>())?;
     for (i, row) in ranks.iter().enumerate() {
-        println!("layer {i:>3} {}", row.iter().map(|r| format!("{r:>10}")).collect::<String>());
+        outln!("layer {i:>3} {}", row.iter().map(|r| format!("{r:>10}")).collect::<String>())?;
     }
     Ok(())
 }

@@ -3,6 +3,15 @@
 //! See `ecco --help` and the project README; the command line and the trace bundle follow
 //! `shared/spec/cli-and-trace.md`.
 
+/// `println!` that returns an error instead of panicking when stdout is closed early
+/// (`ecco nmf … --json | head`); `main` treats that error as success.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod args;
 mod lens_cmd;
 mod masked_cmd;
@@ -59,11 +68,20 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`| head`): not an error of ours.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `err` is a write to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// The error and its causes on one line, without repeating a cause its parent already quotes.

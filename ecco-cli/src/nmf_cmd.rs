@@ -136,18 +136,18 @@ pub fn nmf(args: &NmfArgs) -> Result<()> {
             "tokens": tokens,
             "loadings": loadings,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "NMF of {positions} positions x {} neurons (layers {layers:?}) into {k} factors: error {:.4}, {} iterations",
         out.features,
         out.reconstruction_error,
         out.n_iter
-    );
+    )?;
     for (c, strengths) in components.iter().enumerate() {
         let best = strengths.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
-        println!("factor {c:>2}: strongest at position {best} ({:?})", tokens.get(best).map_or("", String::as_str));
+        outln!("factor {c:>2}: strongest at position {best} ({:?})", tokens.get(best).map_or("", String::as_str))?;
     }
     Ok(())
 }

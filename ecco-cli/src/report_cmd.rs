@@ -23,10 +23,11 @@ pub struct ReportArgs {
     /// Print the views' JSON (the documented shape the page reads) on stdout.
     #[arg(long)]
     json: bool,
-    /// The model that made the trace: adds the logit-lens views (layer predictions, rankings,
-    /// rankings-watch) when the trace has hidden states.
-    #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
+    /// The model that made the trace (a directory or a Hub id): adds the logit-lens views
+    /// (layer predictions, rankings, rankings-watch) when the trace has hidden states. A trace
+    /// of the embedded demo model gets them without it.
+    #[arg(long, value_name = "DIR|ID")]
+    model: Option<String>,
     /// Where to run the model: flex (CPU), wgpu or cuda.
     #[arg(long, default_value = "flex", value_name = "DEVICE")]
     device: ecco_models::DeviceKind,
@@ -75,15 +76,17 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     {
         bail!("--svg-dir {}: not a directory", dir.display());
     }
-    if args.watch.is_some() && args.model.is_none() {
-        bail!("--watch needs --model (the logit lens runs the model's head)");
-    }
     if args.topk == 0 {
         bail!("--topk must be at least 1");
     }
     let chosen: Option<Vec<NeuronRef>> = args.neurons.as_ref().map(|l| l.iter().map(|t| parse_neuron(t)).collect()).transpose()?;
     let bundle = TraceBundle::read(&args.trace).with_context(|| format!("cannot read trace {}", args.trace.display()))?;
     let trace = &bundle.trace;
+    // A trace of the embedded demo model gets the lens views without `--model`.
+    let use_demo = args.model.is_none() && trace.model.name == ecco_models::DEMO_NAME && ecco_models::demo_available();
+    if args.watch.is_some() && args.model.is_none() && !use_demo {
+        bail!("--watch needs --model (the logit lens runs the model's head)");
+    }
     let mut report = Report::from_trace(trace)?;
     if let Some(title) = &args.title {
         report.title.clone_from(title);
@@ -117,8 +120,8 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         None => {}
     }
 
-    if let Some(model_dir) = &args.model {
-        let model_args = crate::args::ModelArgs { model: model_dir.clone(), device: args.device };
+    if args.model.is_some() || use_demo {
+        let model_args = crate::args::ModelArgs { model: args.model.clone(), device: args.device };
         let model = model_args.load()?;
         let hidden = crate::lens_cmd::lens_hidden(&model, &bundle, &args.trace)?;
         let lm = model.model.as_lm();
@@ -150,7 +153,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         views::write_html(out, &report)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }
@@ -171,3 +174,4 @@ fn write_svgs(dir: &std::path::Path, report: &Report) -> Result<()> {
     }
     Ok(())
 }
+

@@ -1,44 +1,13 @@
 //! The `ecco` binary end to end: trace bundles on the fixture checkpoints, the logit-lens
 //! commands, and one-line errors with no half-written output for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join(name)
-}
-
-fn ecco(args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_ecco")).args(args).output()?)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
-/// Runs and expects success; returns stdout.
-fn ok(args: &[&str]) -> Result<String> {
-    let out = ecco(args)?;
-    ensure!(out.status.success(), "ecco {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-/// Runs and expects a one-line error containing `needle`, no panic and no backtrace.
-fn fails(args: &[&str], needle: &str) -> Result<()> {
-    let out = ecco(args)?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(!out.status.success(), "ecco {args:?} succeeded");
-    ensure!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "not a one-line error: {err:?}");
-    ensure!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
-    ensure!(err.contains(needle), "error {err:?} does not mention {needle:?}");
-    Ok(())
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    Ok(serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.display().to_string())?)?)
-}
+mod common;
+use common::{fixture, ecco, s, ok, fails, read_json};
 
 #[test]
 fn generate_writes_the_bundle_and_the_lens_reads_it() -> Result<()> {
@@ -258,5 +227,25 @@ fn hub_ids_resolve_through_the_cache_and_fail_cleanly_offline() -> Result<()> {
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
     ensure!(err.starts_with("error: ") && err.contains("distilgpt2") && err.contains("HF_HUB_OFFLINE"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let trace = tmp.path().join("t");
+    ok(&["generate", "--prompt", "The capital of France is", "--max-new-tokens", "3", "--activations", "--hidden-states", "--out", s(&trace)])?;
+    for args in [vec!["nmf", "--trace", s(&trace), "--components", "2", "--json"], vec!["rankings", "--trace", s(&trace)]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecco"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        // Close the read end before ecco writes: its output goes to a closed pipe (`| head -0`).
+        drop(child.stdout.take());
+        let out = child.wait_with_output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.success() && err.is_empty(), "ecco {args:?}: {:?} {err}", out.status);
+    }
     Ok(())
 }

@@ -1,42 +1,10 @@
 //! The `ecco` binary on masked LMs (BERT family): `forward` with captures, mask predictions and
 //! their attributions, the lens at the mask position, and one-line errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use anyhow::{Context, Result, ensure};
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join(name)
-}
-
-fn ecco(args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_ecco")).args(args).output()?)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
-fn ok(args: &[&str]) -> Result<String> {
-    let out = ecco(args)?;
-    ensure!(out.status.success(), "ecco {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-fn fails(args: &[&str], needle: &str) -> Result<()> {
-    let out = ecco(args)?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(!out.status.success(), "ecco {args:?} succeeded");
-    ensure!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "not a one-line error: {err:?}");
-    ensure!(!err.contains("panicked"), "panic: {err}");
-    ensure!(err.contains(needle), "error {err:?} does not mention {needle:?}");
-    Ok(())
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    Ok(serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.display().to_string())?)?)
-}
+mod common;
+use common::{fixture, s, ok, fails, read_json};
 
 fn f32s(v: &serde_json::Value) -> Vec<f32> {
     v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).map(|x| x as f32).collect()).unwrap_or_default()

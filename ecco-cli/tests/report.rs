@@ -3,38 +3,12 @@
 //! and one-line errors with no file written for bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use anyhow::{Context, Result, ensure};
+
+mod common;
+use common::{fixture, s, ok, fails};
 use serde_json::Value;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join(name)
-}
-
-fn ecco(args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_ecco")).args(args).output()?)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
-fn ok(args: &[&str]) -> Result<String> {
-    let out = ecco(args)?;
-    ensure!(out.status.success(), "ecco {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-fn fails(args: &[&str], needle: &str) -> Result<()> {
-    let out = ecco(args)?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(!out.status.success(), "ecco {args:?} succeeded");
-    ensure!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "not a one-line error: {err:?}");
-    ensure!(!err.contains("panicked"), "panic: {err}");
-    ensure!(err.contains(needle), "error {err:?} does not mention {needle:?}");
-    Ok(())
-}
 
 /// A trace of the BPE fixture with everything recorded; 6 generated tokens.
 fn full_trace(dir: &Path) -> Result<PathBuf> {
