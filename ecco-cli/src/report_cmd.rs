@@ -125,20 +125,34 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         let model = model_args.load()?;
         let hidden = crate::lens_cmd::lens_hidden(&model, &bundle, &args.trace)?;
         let lm = model.model.as_lm();
-        let position = match args.position {
-            Some(p) => p,
-            None => trace.n_input_tokens.clamp(1, trace.tokens.len().saturating_sub(1).max(1)),
+        // A masked LM predicts a mask token from that token's own hidden state (default: the
+        // first mask); a causal LM predicts position P from the hidden state at P-1.
+        let masked = trace.model.model_type == ModelKind::Masked;
+        let first_mask = trace.masked_predictions.as_ref().and_then(|m| m.first()).map(|m| m.position);
+        let position = match (args.position, first_mask) {
+            (Some(p), _) => p,
+            (None, Some(mask)) if masked => mask,
+            (None, _) => trace.n_input_tokens.clamp(1, trace.tokens.len().saturating_sub(1).max(1)),
         };
         let tok = &model.tokenizer;
-        let preds = ecco_attrib::layer_predictions(lm, &hidden, position, args.topk, None, args.lens, &|id| tok.token(id))
-            .with_context(|| format!("--position {position}"))?;
+        let token = &|id| tok.token(id);
+        let preds = if masked {
+            ecco_attrib::layer_predictions_at(lm, &hidden, position, args.topk, None, args.lens, token)
+        } else {
+            ecco_attrib::layer_predictions(lm, &hidden, position, args.topk, None, args.lens, token)
+        }
+        .with_context(|| format!("--position {position}"))?;
         report.layer_predictions = Some(views::predictions_view(trace, &preds, position, args.lens, None));
         if trace.n_generated() > 0 && trace.model.model_type == ModelKind::Causal {
             let ranks = ecco_attrib::rankings(lm, &hidden, &trace.token_ids, trace.n_input_tokens, args.lens)?;
             report.rankings = Some(views::rankings_view(trace, ranks, args.lens));
         }
         if let Some(watch) = &args.watch {
-            let ranks = ecco_attrib::rankings_watch(lm, &hidden, position, watch, args.lens)?;
+            let ranks = if masked {
+                ecco_attrib::rankings_watch_at(lm, &hidden, position, watch, args.lens)?
+            } else {
+                ecco_attrib::rankings_watch(lm, &hidden, position, watch, args.lens)?
+            };
             let raw: Vec<String> = watch.iter().map(|&id| tok.token(id)).collect();
             report.rankings_watch = Some(views::watch_view(trace, ranks, args.lens, position, watch, &raw));
         }

@@ -51,6 +51,17 @@ fn forward_on_a_masked_lm_predicts_attributes_and_the_lens_reads_it() -> Result<
             ensure!(ours[0]["token_id"] == theirs["top"][0]["token_id"], "{name} layer {l}: {ours} vs {theirs}");
         }
         fails(&["rankings", "--model", s(&model), "--trace", s(&out), "--json"], "rankings-watch")?;
+        // The report's lens view defaults to the mask token and reads it the same way.
+        let report: serde_json::Value =
+            serde_json::from_str(&ok(&["report", "--model", s(&model), "--trace", s(&out), "--components", "0", "--json"])?)?;
+        ensure!(report["attributions"][0]["first_target"] == mask, "{name}: {}", report["attributions"]);
+        let view = &report["layer_predictions"];
+        ensure!(view["position"] == mask, "{name}: report lens at {}", view["position"]);
+        let tops = view["predictions"].as_array().context("report predictions")?;
+        ensure!(tops.len() == layers.len(), "{name}: {} report layers", tops.len());
+        for (l, (ours, theirs)) in tops.iter().zip(layers).enumerate() {
+            ensure!(ours[0]["token_id"] == theirs["top"][0]["token_id"], "{name} report layer {l}: {ours} vs {theirs}");
+        }
     }
     Ok(())
 }

@@ -56,9 +56,20 @@ impl Report {
     /// # Errors
     /// [`Error::Inconsistent`] when an attribution row reads more tokens than the trace holds.
     pub fn from_trace(trace: &Trace) -> Result<Self> {
-        let first = first_target(trace);
+        let mut first = first_target(trace);
         let mut attributions = Vec::new();
-        for (method, rows) in &trace.attributions {
+        let mut methods: Vec<_> = trace.attributions.iter().collect();
+        // A masked LM's row `k` explains its `k`-th mask token: the view can say so when the
+        // masks are consecutive (one mask, the common case); otherwise it leaves them out
+        // rather than label them wrongly.
+        if trace.model.model_type == ModelKind::Masked {
+            let masks: Vec<usize> = trace.masked_predictions.iter().flatten().map(|m| m.position).collect();
+            match masks.first() {
+                Some(&m) if masks.iter().enumerate().all(|(k, &p)| p == m + k) => first = m,
+                _ => methods.clear(),
+            }
+        }
+        for (method, rows) in methods {
             for (k, row) in rows.iter().enumerate() {
                 if row.len() > trace.tokens.len() || first + k >= trace.tokens.len() {
                     return Err(Error::Inconsistent(format!(
