@@ -85,32 +85,12 @@ pub fn attribute(
 ) -> Result<Vec<Vec<f32>>> {
     check(model, seq, options)?;
     let embeds = seq.embeddings(model);
-    let hidden = embeds.dims()[1];
     let n = seq.n_generated();
     let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None };
     let row = |k: usize| target_row(seq, options, k);
     let per_position: Vec<Vec<f32>> = match method {
-        Method::Gradient | Method::GradXInput => {
-            let rows: Vec<Row> = (0..n).map(row).collect();
-            let grads = gradients(model, &embeds, &rows, n, scoring, progress)?;
-            if method == Method::Gradient {
-                grads.iter().map(|g| l2_per_position(g, hidden)).collect()
-            } else {
-                let e = read_embeds(&embeds)?;
-                grads.iter().map(|g| l2_per_position(&times(g, &e), hidden)).collect()
-            }
-        }
-        Method::IntegratedGradients => {
-            // captum `IntegratedGradients` with a zero baseline: x * sum_i w_i grad F(alpha_i x).
-            let (alphas, weights) = gauss_legendre(options.ig_steps);
-            let rows: Vec<Row> = (0..n)
-                .flat_map(|k| {
-                    alphas.iter().zip(&weights).map(move |(&a, &w)| Row { scale: a as f32, weight: w as f32, ..row(k) })
-                })
-                .collect();
-            let grads = gradients(model, &embeds, &rows, n, scoring, progress)?;
-            let e = read_embeds(&embeds)?;
-            grads.iter().map(|g| l2_per_position(&times(g, &e), hidden)).collect()
+        Method::Gradient | Method::GradXInput | Method::IntegratedGradients => {
+            gradient_family(model, &embeds, n, &row, method, options.ig_steps, scoring, progress)?
         }
         Method::Occlusion => occlusion_drops(model, &embeds, seq, scoring, options, progress)?
             .into_iter()
@@ -123,6 +103,41 @@ pub fn attribute(
         }
     };
     Ok(per_position.into_iter().map(normalise).collect())
+}
+
+/// The gradient family on `n` targets, target `k` scored by `row(k)`: per target, per input
+/// position, the L2 norm over the embedding of `gradient`, `grad_x_input` or
+/// `integrated_gradients` (any other `method` is taken as the last), before normalising.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gradient_family(
+    model: &dyn LanguageModel,
+    embeds: &Tensor<2>,
+    n: usize,
+    row: &dyn Fn(usize) -> Row,
+    method: Method,
+    ig_steps: usize,
+    scoring: Scoring,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<f32>>> {
+    let hidden = embeds.dims()[1];
+    let rows: Vec<Row> = match method {
+        Method::Gradient | Method::GradXInput => (0..n).map(row).collect(),
+        _ => {
+            // captum `IntegratedGradients` with a zero baseline: x * sum_i w_i grad F(alpha_i x).
+            let (alphas, weights) = gauss_legendre(ig_steps);
+            (0..n)
+                .flat_map(|k| {
+                    alphas.iter().zip(&weights).map(move |(&a, &w)| Row { scale: a as f32, weight: w as f32, ..row(k) })
+                })
+                .collect()
+        }
+    };
+    let grads = gradients(model, embeds, &rows, n, scoring, progress)?;
+    if method == Method::Gradient {
+        return Ok(grads.iter().map(|g| l2_per_position(g, hidden)).collect());
+    }
+    let e = read_embeds(embeds)?;
+    Ok(grads.iter().map(|g| l2_per_position(&times(g, &e), hidden)).collect())
 }
 
 /// Occlusion: per generated token, per input position, the target's score with every input

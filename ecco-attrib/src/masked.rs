@@ -10,10 +10,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInputs, ModelKind};
 use serde::{Deserialize, Serialize};
 
-use crate::attribute::{AttributionOptions, l2_per_position, normalise, read_embeds, times};
-use crate::engine::{Row, Scoring, gradients, scores};
+use crate::attribute::{AttributionOptions, gradient_family, normalise};
+use crate::engine::{Row, Scoring, scores};
 use crate::error::{Error, Result};
-use crate::gauss_legendre::gauss_legendre;
 use crate::lens::LayerPrediction;
 use crate::method::Method;
 
@@ -91,38 +90,12 @@ pub fn attribute_masked(
         return Err(Error::Empty("integrated gradients needs at least one step"));
     }
     let embeds = embeddings(model, ids);
-    let hidden = embeds.dims()[1];
     let n = targets.len();
     let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: Some(ids.len()) };
-    let row = |k: usize| Row {
-        group: k,
-        scale: 1.0,
-        weight: 1.0,
-        position: targets[k].position,
-        target: targets[k].target,
-        foil: options.contrast_with,
-        occlude: None,
-    };
+    let row = |k: usize| masked_row(targets, options, k);
     let per_position: Vec<Vec<f32>> = match method {
-        Method::Gradient | Method::GradXInput => {
-            let rows: Vec<Row> = (0..n).map(row).collect();
-            let grads = gradients(model, &embeds, &rows, n, scoring, progress)?;
-            if method == Method::Gradient {
-                grads.iter().map(|g| l2_per_position(g, hidden)).collect()
-            } else {
-                let e = read_embeds(&embeds)?;
-                grads.iter().map(|g| l2_per_position(&times(g, &e), hidden)).collect()
-            }
-        }
-        Method::IntegratedGradients => {
-            // captum `IntegratedGradients`, zero baseline: x * sum_i w_i grad F(alpha_i x).
-            let (alphas, weights) = gauss_legendre(options.ig_steps);
-            let rows: Vec<Row> = (0..n)
-                .flat_map(|k| alphas.iter().zip(&weights).map(move |(&a, &w)| Row { scale: a as f32, weight: w as f32, ..row(k) }))
-                .collect();
-            let grads = gradients(model, &embeds, &rows, n, scoring, progress)?;
-            let e = read_embeds(&embeds)?;
-            grads.iter().map(|g| l2_per_position(&times(g, &e), hidden)).collect()
+        Method::Gradient | Method::GradXInput | Method::IntegratedGradients => {
+            gradient_family(model, &embeds, n, &row, method, options.ig_steps, scoring, progress)?
         }
         Method::Occlusion => occlusion_masked(model, &embeds, ids.len(), n, &row, scoring, progress)?
             .into_iter()
@@ -133,6 +106,19 @@ pub fn attribute_masked(
         }
     };
     Ok(per_position.into_iter().map(normalise).collect())
+}
+
+/// Target `k`'s row: its mask position and predicted token, the foil if any.
+fn masked_row(targets: &[MaskedTarget], options: &AttributionOptions, k: usize) -> Row {
+    Row {
+        group: k,
+        scale: 1.0,
+        weight: 1.0,
+        position: targets[k].position,
+        target: targets[k].target,
+        foil: options.contrast_with,
+        occlude: None,
+    }
 }
 
 /// Per target, the score with every input minus the score with one input embedding zeroed.
@@ -149,15 +135,7 @@ pub fn occlusion_masked_drops(
     check(model, ids, targets)?;
     let embeds = embeddings(model, ids);
     let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: Some(ids.len()) };
-    let row = |k: usize| Row {
-        group: k,
-        scale: 1.0,
-        weight: 1.0,
-        position: targets[k].position,
-        target: targets[k].target,
-        foil: options.contrast_with,
-        occlude: None,
-    };
+    let row = |k: usize| masked_row(targets, options, k);
     occlusion_masked(model, &embeds, ids.len(), targets.len(), &row, scoring, progress)
 }
 
