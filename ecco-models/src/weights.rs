@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{AllocationProperty, Bytes, DType, Device, Tensor, TensorData};
 use ecco_core::{F32Tensor, SafetensorsReader};
 use serde::Deserialize;
 
@@ -120,10 +120,19 @@ impl WeightSource {
 
     /// Reads `name` into a burn tensor of rank `D` on `device` (F16 and BF16 widened to f32).
     ///
+    /// An F32 tensor stored 4-byte aligned on a little-endian host is not copied: the tensor
+    /// shares the mapped file's pages (burn copies them only if they are ever written to).
+    ///
     /// # Errors
     /// As [`WeightSource::take_f32`].
     pub fn take<const D: usize>(&mut self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>> {
-        let t = self.take_f32(name, &shape)?;
+        let (i, full) = self.locate(name, &shape)?;
+        let (entry, bytes) = self.readers[i].shared_bytes(&full)?;
+        if entry.dtype == "F32" && cfg!(target_endian = "little") && bytes.as_ptr().align_offset(4) == 0 {
+            let shared = Bytes::from_shared(bytes, AllocationProperty::File);
+            return Ok(Tensor::from_data(TensorData::from_bytes(shared, shape, DType::F32), device));
+        }
+        let t = self.readers[i].read_f32(&full)?;
         Ok(Tensor::from_data(TensorData::new(t.data, shape), device))
     }
 
