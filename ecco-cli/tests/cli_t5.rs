@@ -70,6 +70,20 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
             let found: Vec<usize> = h[t]["shape"].as_array().context(format!("{name}: no {t}"))?.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect();
             ensure!(found == shape, "{name}: {t} has shape {found:?}, expected {shape:?}");
         }
+        // The lens reads the decoder: at the last layer (after the final norm, as transformers
+        // returns it) every greedy token ranks first, and the first prediction is the first token.
+        let ranks: serde_json::Value =
+            serde_json::from_str(&ok(&["rankings", "--model", s(&model), "--trace", s(&out), "--json"])?)?;
+        let rows = ranks["rankings"].as_array().context("rankings")?;
+        ensure!(rows.len() == dec_layers && rows[dec_layers - 1] == serde_json::json!([1, 1, 1]), "{name}: {ranks}");
+        let first = (input.len() + 1).to_string();
+        let preds: serde_json::Value = serde_json::from_str(&ok(&[
+            "layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", &first, "--topk", "1", "--json",
+        ])?)?;
+        ensure!(preds[dec_layers - 1][0]["token_id"] == generated[0], "{name}: {preds}");
+        fails(&["layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", "2", "--json"], "position 2")?;
+        let html = tmp.path().join("report.html");
+        ok(&["report", "--model", s(&model), "--trace", s(&out), "--out", s(&html)])?;
         // `forward`: the encoder reads the text, the decoder its start token.
         let fwd = tmp.path().join("forward");
         ok(&["forward", "--model", s(&model), "--text", text, "--attention", "--activations", "--out", s(&fwd)])?;
