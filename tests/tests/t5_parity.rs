@@ -64,6 +64,13 @@ fn for_each(mut f: impl FnMut(&Fixture) -> Result<()>) -> Result<()> {
     Ok(())
 }
 
+/// The largest difference relative to the reference's scale (printed with `--nocapture`).
+fn report(what: &str, ours: &[f32], theirs: &[f32]) {
+    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let worst = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    eprintln!("{what}: max |diff| {worst:.3e}, {:.3e} of the scale {scale:.3e}", worst / scale);
+}
+
 fn embed(lm: &dyn LanguageModel, ids: &[u32]) -> Tensor<3> {
     let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
     lm.embed(Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), lm.device()))
@@ -125,6 +132,7 @@ fn captures_match_transformers() -> Result<()> {
             "attention.cross",
         ] {
             let ours = tensors.get(what).with_context(|| format!("we captured no {what}"))?;
+            report(&format!("{} {what}", fx.name), &ours.data, &fx.tensor(what)?.data);
             assert_close_scaled(what, ours, fx.tensor(what)?, 1e-4)?;
         }
         let t5 = fx.model.model.as_seq2seq().context("not an encoder-decoder")?;
@@ -143,6 +151,7 @@ fn logits_match_transformers() -> Result<()> {
         let logits = out.logits.context("no logits")?;
         let [_, seq, vocab] = logits.dims();
         let logits = to_f32(logits.reshape([seq, vocab]))?;
+        report(&format!("{} logits", fx.name), &logits.data, &fx.tensor("logits")?.data);
         assert_close_scaled("logits", &logits, fx.tensor("logits")?, 1e-4)?;
         // Without a decoder input the model says so instead of panicking.
         ensure!(lm.forward(ModelInputs::new(embed(lm, &r.input_ids)), &CaptureSpec::none()).is_err());
@@ -165,6 +174,7 @@ fn attributions_match_captum() -> Result<()> {
             ensure!(ours.len() == theirs.len(), "{key}: {} lists, reference {}", ours.len(), theirs.len());
             for (k, (a, b)) in ours.iter().zip(theirs).enumerate() {
                 ensure!(a.len() == r.input_ids.len() + k + 1, "{key}[{k}]: {} values", a.len());
+                report(&format!("{} {key}[{k}]", fx.name), a, b);
                 // Normalised values sum to 1: 1e-4 of that scale.
                 assert_close_abs(&format!("{key}[{k}]"), a, b, 1e-4)?;
             }
