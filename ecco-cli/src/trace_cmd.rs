@@ -81,6 +81,10 @@ pub struct ForwardArgs {
     /// `generate`, but not attention_rollout).
     #[command(flatten)]
     attribution: AttributionArgs,
+    /// Encoder-decoders (T5): the decoder's input after its start token (default: the start
+    /// token alone, the first step of generation). Tokenised without special tokens.
+    #[arg(long, value_name = "TEXT")]
+    decoder_text: Option<String>,
     /// Masked LMs: how many predictions per mask token go into `masked_predictions`.
     #[arg(long, default_value_t = 10, value_name = "K")]
     mask_topk: usize,
@@ -245,15 +249,22 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
     {
         return Err(ecco_core::Error::SequenceTooLong { len: encoding.ids.len(), max }.into());
     }
+    if seq2seq.is_none() && args.decoder_text.is_some() {
+        bail!("--decoder-text is for encoder-decoder models (T5); {} is not one", loaded.name);
+    }
     if let Some(model) = seq2seq {
-        // An encoder-decoder: the encoder reads the text, the decoder only its start token (the
-        // first step of generation); the trace's tokens are both, `n_input_tokens` the encoder's.
+        // An encoder-decoder: the encoder reads the text, the decoder its start token (the first
+        // step of generation) and `--decoder-text`; the trace's tokens are both, `n_input_tokens`
+        // the encoder's.
         layers.resolve(model.config.num_layers.min(model.config.num_decoder_layers))?;
         let capture = args.capture.spec(layers);
-        let decoder_ids = [model.config.decoder_start_token_id];
+        let mut decoder_ids = vec![model.config.decoder_start_token_id];
+        if let Some(text) = &args.decoder_text {
+            decoder_ids.extend(loaded.tokenizer.encode(text, false)?.ids);
+        }
         let (tensors, activation_layers) = run_captures_with(&loaded, &encoding.ids, Some(&decoder_ids), &capture)?;
         let mut ids = encoding.ids.clone();
-        ids.extend(decoder_ids);
+        ids.extend(&decoder_ids);
         let trace = new_trace(&loaded, &ids, encoding.ids.len())?;
         return write(trace, tensors, activation_layers, &args.capture, &args.out);
     }

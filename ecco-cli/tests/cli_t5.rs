@@ -93,6 +93,23 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
         ensure!(u32s(&trace["token_ids"]) == expected && trace["n_input_tokens"] == input.len(), "{name}: forward {trace}");
         let h = header(&fwd.join("tensors.safetensors"))?;
         ensure!(h.get("attention.cross").is_some() && h.get("activations.decoder").is_some(), "{name}: forward tensors {h}");
+        // `forward --decoder-text`: the decoder reads its start token and the text's tokens.
+        let fwd2 = tmp.path().join("forward2");
+        let first_token = reference["generated_tokens"][0].as_str().context("generated_tokens")?.trim_start_matches('▁');
+        ok(&["forward", "--model", s(&model), "--text", text, "--decoder-text", first_token, "--hidden-states", "--out", s(&fwd2)])?;
+        let trace = read_json(&fwd2.join("trace.json"))?;
+        let mut expected = input.clone();
+        expected.extend([0, generated[0]]);
+        ensure!(u32s(&trace["token_ids"]) == expected, "{name}: forward --decoder-text {}", trace["token_ids"]);
+        let h = header(&fwd2.join("tensors.safetensors"))?;
+        ensure!(h["hidden_states.decoder"]["shape"] == serde_json::json!([dec_layers + 1, 2, d]), "{name}: {h}");
+        // Seeded sampling: the same seed gives the same tokens.
+        let sampled = |dir: &str| -> Result<serde_json::Value> {
+            let path = tmp.path().join(dir);
+            ok(&["generate", "--model", s(&model), "--prompt", text, "--max-new-tokens", "4", "--sample", "--seed", "7", "--top-k", "10", "--out", s(&path)])?;
+            Ok(read_json(&path.join("trace.json"))?["token_ids"].clone())
+        };
+        ensure!(sampled("s1")? == sampled("s2")?, "{name}: seeded sampling differs between runs");
     }
     Ok(())
 }
@@ -106,5 +123,6 @@ fn t5_bad_input_is_a_one_line_error() -> Result<()> {
     fails(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "0", "--out", &out("b")], "max-new-tokens")?;
     fails(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "2", "--activations", "--layers", "7", "--out", &out("c")], "layer 7")?;
     fails(&["forward", "--model", s(&model), "--text", "The cat", "--attribution", "grad_x_input", "--out", &out("d")], "generate")?;
+    fails(&["forward", "--model", s(&fixture("bert-wordpiece")), "--text", "The [MASK]", "--decoder-text", "x", "--out", &out("e")], "--decoder-text")?;
     Ok(())
 }
