@@ -96,9 +96,9 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     if let Some(att) = bundle.tensors.get(&format!("attention.{stack}")) {
         report.attention = Some(ecco_viz::attention_view(&format!("attention.{stack}"), att, args.attention_topk)?);
     }
-    let acts_name = format!("activations.{stack}");
-    match bundle.tensors.get(&acts_name) {
-        Some(acts) => {
+    match crate::nmf_cmd::stack_activations(&bundle) {
+        Some((acts_name, acts)) => {
+            let acts = &acts;
             let stored = trace.activation_layers.clone().unwrap_or_else(|| (0..acts.shape.first().copied().unwrap_or(0)).collect());
             report.neurons = Some(ecco_viz::neurons_view(&acts_name, acts, &stored, chosen.as_deref(), 8)?);
             if args.components > 0 {

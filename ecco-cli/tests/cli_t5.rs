@@ -82,6 +82,10 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
         ])?)?;
         ensure!(preds[dec_layers - 1][0]["token_id"] == generated[0], "{name}: {preds}");
         fails(&["layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", "2", "--json"], "position 2")?;
+        // NMF joins the encoder's and decoder's activations along the positions (as Ecco).
+        let nmf: serde_json::Value = serde_json::from_str(&ok(&["nmf", "--trace", s(&out), "--components", "2", "--json"])?)?;
+        let comps = nmf["components"].as_array().context("components")?;
+        ensure!(comps.len() == 2 && comps[0].as_array().map(Vec::len) == Some(n_enc + n_dec), "{name}: nmf {}", nmf["components"]);
         let html = tmp.path().join("report.html");
         ok(&["report", "--model", s(&model), "--trace", s(&out), "--out", s(&html)])?;
         // `forward`: the encoder reads the text, the decoder its start token.
