@@ -91,7 +91,8 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     if let Some(title) = &args.title {
         report.title.clone_from(title);
     }
-    let stack = if trace.model.model_type == ModelKind::Masked { "encoder" } else { "decoder" };
+    // An encoder-decoder's encoder attention: its positions are the first of the trace's tokens.
+    let stack = if trace.model.model_type == ModelKind::Causal { "decoder" } else { "encoder" };
 
     if let Some(att) = bundle.tensors.get(&format!("attention.{stack}")) {
         report.attention = Some(ecco_viz::attention_view(&format!("attention.{stack}"), att, args.attention_topk)?);
