@@ -127,6 +127,25 @@ fn t5_bad_input_is_a_one_line_error() -> Result<()> {
     fails(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "0", "--out", &out("b")], "max-new-tokens")?;
     fails(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "2", "--activations", "--layers", "7", "--out", &out("c")], "layer 7")?;
     fails(&["forward", "--model", s(&model), "--text", "The cat", "--attribution", "grad_x_input", "--out", &out("d")], "generate")?;
+    // Broken checkpoints: an unknown FFN, an untied head the checkpoint lacks.
+    for (key, value, needle) in [("feed_forward_proj", serde_json::json!("fancy-gelu"), "feed_forward_proj"), ("tie_word_embeddings", serde_json::json!(false), "lm_head.weight")] {
+        let dir = tmp.path().join(format!("broken-{key}"));
+        std::fs::create_dir_all(&dir)?;
+        for f in ["model.safetensors", "tokenizer.json"] {
+            std::fs::copy(model.join(f), dir.join(f))?;
+        }
+        let mut config = read_json(&model.join("config.json"))?;
+        config[key] = value;
+        config.as_object_mut().context("config")?.remove("scale_decoder_outputs");
+        std::fs::write(dir.join("config.json"), serde_json::to_string(&config)?)?;
+        fails(&["generate", "--model", s(&dir), "--prompt", "The cat", "--max-new-tokens", "2", "--out", &out(&format!("x-{key}"))], needle)?;
+    }
+    // `--layers` picks the same blocks of both stacks.
+    let layered = tmp.path().join("layered");
+    ok(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "2", "--activations", "--layers", "1", "--out", s(&layered)])?;
+    let h = header(&layered.join("tensors.safetensors"))?;
+    ensure!(h["activations.encoder"]["shape"][0] == 1 && h["activations.decoder"]["shape"][0] == 1, "{h}");
+    ensure!(read_json(&layered.join("trace.json"))?["activation_layers"] == serde_json::json!([1]));
     fails(&["forward", "--model", s(&fixture("bert-wordpiece")), "--text", "The [MASK]", "--decoder-text", "x", "--out", &out("e")], "--decoder-text")?;
     Ok(())
 }
