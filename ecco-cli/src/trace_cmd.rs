@@ -17,7 +17,7 @@ use crate::progress;
 pub struct GenerateArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// The text to continue.
+    /// The text to continue (an encoder-decoder such as T5: the encoder's input, `</s>` added).
     #[arg(long)]
     prompt: String,
     /// How many tokens to generate.
@@ -72,7 +72,8 @@ pub struct ForwardArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// The text to run through the model (masked LMs: with mask tokens such as `[MASK]` or
-    /// `<mask>`; special tokens such as `[CLS]` are added).
+    /// `<mask>`; special tokens such as `[CLS]` are added; T5: the encoder's input, `</s>`
+    /// added, the decoder reading its start token and `--decoder-text`).
     #[arg(long)]
     text: String,
     #[command(flatten)]
