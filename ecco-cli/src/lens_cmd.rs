@@ -105,6 +105,32 @@ pub fn lens_hidden(model: &LoadedModel, bundle: &TraceBundle, trace_dir: &Path) 
     Ok(hidden)
 }
 
+/// An encoder-decoder trace's position (an index into encoder + decoder tokens) as a position
+/// among the decoder's tokens, whose hidden states the lens reads; other traces' as is.
+pub(crate) fn decoder_position(trace: &ecco_core::Trace, position: usize) -> Result<usize> {
+    if trace.model.model_type != ModelKind::EncoderDecoder {
+        return Ok(position);
+    }
+    let n = trace.n_input_tokens;
+    if position <= n || position >= trace.tokens.len() {
+        bail!(
+            "position {position} is out of range: in an encoder-decoder trace the decoder predicts positions {}..={} (the encoder's tokens are 0..{n}, the decoder's start token {n})",
+            n + 1,
+            trace.tokens.len().saturating_sub(1)
+        );
+    }
+    Ok(position - n)
+}
+
+/// The ids the lens's hidden states cover and how many of them were input: an
+/// encoder-decoder's decoder reads its start token and generates the rest.
+pub(crate) fn lens_sequence(t: &ecco_core::Trace) -> (&[u32], usize) {
+    match t.model.model_type {
+        ModelKind::EncoderDecoder => (t.token_ids.get(t.n_input_tokens..).unwrap_or_default(), 1),
+        _ => (&t.token_ids[..], t.n_input_tokens),
+    }
+}
+
 fn print_json(value: &serde_json::Value) -> Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
@@ -123,7 +149,8 @@ pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
     let preds = if l.bundle.trace.model.model_type == ModelKind::Masked {
         ecco_attrib::layer_predictions_at(lm, &l.hidden, args.position, args.topk, args.layer, lens, token)?
     } else {
-        ecco_attrib::layer_predictions(lm, &l.hidden, args.position, args.topk, args.layer, lens, token)?
+        let position = decoder_position(&l.bundle.trace, args.position)?;
+        ecco_attrib::layer_predictions(lm, &l.hidden, position, args.topk, args.layer, lens, token)?
     };
     if let Some(path) = &args.input.html {
         let t = &l.bundle.trace;
@@ -153,8 +180,10 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
     if t.model.model_type == ModelKind::Masked {
         bail!("rankings ranks generated tokens; a masked LM generates none: use `rankings-watch` or `layer-predictions` at the mask position");
     }
-    let ranks = ecco_attrib::rankings(l.model.model.as_lm(), &l.hidden, &t.token_ids, t.n_input_tokens, args.input.lens)?;
-    let generated: Vec<&String> = t.tokens[t.n_input_tokens..].iter().collect();
+    let (ids, n_input) = lens_sequence(t);
+    let ranks = ecco_attrib::rankings(l.model.model.as_lm(), &l.hidden, ids, n_input, args.input.lens)?;
+    let first_generated = t.n_input_tokens + usize::from(t.model.model_type == ModelKind::EncoderDecoder);
+    let generated: Vec<&String> = t.tokens.get(first_generated..).unwrap_or_default().iter().collect();
     if args.input.html.is_some() || args.svg.is_some() {
         let view = views::rankings_view(t, ranks.clone(), args.input.lens);
         if let Some(path) = &args.svg {
@@ -169,7 +198,7 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
         return print_json(&json!({
             "rankings": ranks,
             "tokens": generated,
-            "token_ids": &t.token_ids[t.n_input_tokens..],
+            "token_ids": t.token_ids.get(first_generated..).unwrap_or_default(),
             "lens": args.input.lens,
         }));
     }
@@ -189,7 +218,8 @@ pub fn rankings_watch(args: &RankingsWatchArgs) -> Result<()> {
     let ranks = if l.bundle.trace.model.model_type == ModelKind::Masked {
         ecco_attrib::rankings_watch_at(lm, &l.hidden, args.position, &args.watch, args.input.lens)?
     } else {
-        ecco_attrib::rankings_watch(lm, &l.hidden, args.position, &args.watch, args.input.lens)?
+        let position = decoder_position(&l.bundle.trace, args.position)?;
+        ecco_attrib::rankings_watch(lm, &l.hidden, position, &args.watch, args.input.lens)?
     };
     let tokens: Vec<String> = args.watch.iter().map(|&id| l.model.tokenizer.token(id)).collect();
     if args.input.html.is_some() || args.svg.is_some() {

@@ -91,14 +91,15 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     if let Some(title) = &args.title {
         report.title.clone_from(title);
     }
-    let stack = if trace.model.model_type == ModelKind::Masked { "encoder" } else { "decoder" };
+    // An encoder-decoder's encoder attention: its positions are the first of the trace's tokens.
+    let stack = if trace.model.model_type == ModelKind::Causal { "decoder" } else { "encoder" };
 
     if let Some(att) = bundle.tensors.get(&format!("attention.{stack}")) {
         report.attention = Some(ecco_viz::attention_view(&format!("attention.{stack}"), att, args.attention_topk)?);
     }
-    let acts_name = format!("activations.{stack}");
-    match bundle.tensors.get(&acts_name) {
-        Some(acts) => {
+    match crate::nmf_cmd::stack_activations(&bundle) {
+        Some((acts_name, acts)) => {
+            let acts = &acts;
             let stored = trace.activation_layers.clone().unwrap_or_else(|| (0..acts.shape.first().copied().unwrap_or(0)).collect());
             report.neurons = Some(ecco_viz::neurons_view(&acts_name, acts, &stored, chosen.as_deref(), 8)?);
             if args.components > 0 {
@@ -132,26 +133,31 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         let position = match (args.position, first_mask) {
             (Some(p), _) => p,
             (None, Some(mask)) if masked => mask,
+            (None, _) if trace.model.model_type == ModelKind::EncoderDecoder => trace.n_input_tokens + 1,
             (None, _) => trace.n_input_tokens.clamp(1, trace.tokens.len().saturating_sub(1).max(1)),
         };
+        // An encoder-decoder's lens reads the decoder: positions among the decoder's tokens.
+        let lens_position = crate::lens_cmd::decoder_position(trace, position)?;
         let tok = &model.tokenizer;
         let token = &|id| tok.token(id);
         let preds = if masked {
             ecco_attrib::layer_predictions_at(lm, &hidden, position, args.topk, None, args.lens, token)
         } else {
-            ecco_attrib::layer_predictions(lm, &hidden, position, args.topk, None, args.lens, token)
+            ecco_attrib::layer_predictions(lm, &hidden, lens_position, args.topk, None, args.lens, token)
         }
         .with_context(|| format!("--position {position}"))?;
         report.layer_predictions = Some(views::predictions_view(trace, &preds, position, args.lens, None));
-        if trace.n_generated() > 0 && trace.model.model_type == ModelKind::Causal {
-            let ranks = ecco_attrib::rankings(lm, &hidden, &trace.token_ids, trace.n_input_tokens, args.lens)?;
+        let generates = matches!(trace.model.model_type, ModelKind::Causal | ModelKind::EncoderDecoder);
+        let (ids, n_input) = crate::lens_cmd::lens_sequence(trace);
+        if generates && ids.len() > n_input {
+            let ranks = ecco_attrib::rankings(lm, &hidden, ids, n_input, args.lens)?;
             report.rankings = Some(views::rankings_view(trace, ranks, args.lens));
         }
         if let Some(watch) = &args.watch {
             let ranks = if masked {
                 ecco_attrib::rankings_watch_at(lm, &hidden, position, watch, args.lens)?
             } else {
-                ecco_attrib::rankings_watch(lm, &hidden, position, watch, args.lens)?
+                ecco_attrib::rankings_watch(lm, &hidden, lens_position, watch, args.lens)?
             };
             let raw: Vec<String> = watch.iter().map(|&id| tok.token(id)).collect();
             report.rankings_watch = Some(views::watch_view(trace, ranks, args.lens, position, watch, &raw));

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ecco_core::{CaptureSpec, F32Tensor, GenerationSettings, Trace, TraceBundle, check_output_dir};
 use ecco_attrib::{AttributionOptions, AttributionTarget, Method, Sequence, parse_methods};
-use ecco_models::{GenerateOptions, LoadedModel, Sampling, Tokenizer, capture_pass};
+use ecco_models::{GenerateOptions, LoadedModel, Sampling, Tokenizer, capture_pass, capture_pass_seq2seq};
 
 use crate::args::{CaptureArgs, ModelArgs};
 use crate::progress;
@@ -17,7 +17,7 @@ use crate::progress;
 pub struct GenerateArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// The text to continue.
+    /// The text to continue (an encoder-decoder such as T5: the encoder's input, `</s>` added).
     #[arg(long)]
     prompt: String,
     /// How many tokens to generate.
@@ -72,7 +72,8 @@ pub struct ForwardArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// The text to run through the model (masked LMs: with mask tokens such as `[MASK]` or
-    /// `<mask>`; special tokens such as `[CLS]` are added).
+    /// `<mask>`; special tokens such as `[CLS]` are added; T5: the encoder's input, `</s>`
+    /// added, the decoder reading its start token and `--decoder-text`).
     #[arg(long)]
     text: String,
     #[command(flatten)]
@@ -81,6 +82,10 @@ pub struct ForwardArgs {
     /// `generate`, but not attention_rollout).
     #[command(flatten)]
     attribution: AttributionArgs,
+    /// Encoder-decoders (T5): the decoder's input after its start token (default: the start
+    /// token alone, the first step of generation). Tokenised without special tokens.
+    #[arg(long, value_name = "TEXT")]
+    decoder_text: Option<String>,
     /// Masked LMs: how many predictions per mask token go into `masked_predictions`.
     #[arg(long, default_value_t = 10, value_name = "K")]
     mask_topk: usize,
@@ -107,6 +112,9 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         top_p: args.top_p,
     });
     let loaded = args.model.load()?;
+    if let Some(model) = loaded.model.as_seq2seq() {
+        return generate_seq2seq(args, &loaded, model, &layers, &methods, sampling);
+    }
     let prompt = loaded.tokenizer.encode(&args.prompt, false)?;
     let causal = loaded.model.as_causal().with_context(|| {
         let family = &loaded.model.as_lm().info().family;
@@ -152,6 +160,67 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
     write(trace, tensors, activation_layers, &args.capture, &args.out)
 }
 
+/// `ecco generate` on an encoder-decoder (T5): the encoder reads the prompt with its `</s>` (as
+/// `tokenizer(prompt)` gives it) once, the decoder generates from its start token. The trace's
+/// tokens are the encoder's followed by the decoder's (start token included); captures come from
+/// one pass with the decoder reading every token but the last generated one.
+fn generate_seq2seq(
+    args: &GenerateArgs,
+    loaded: &LoadedModel,
+    model: &ecco_models::t5::T5,
+    layers: &ecco_core::LayerSelection,
+    methods: &[Method],
+    sampling: Option<Sampling>,
+) -> Result<()> {
+    if let Some(m) = methods.iter().find(|m| matches!(m, Method::Occlusion | Method::AttentionRollout)) {
+        bail!("{} is not available for encoder-decoder models such as {} (use grad_x_input, gradient or integrated_gradients)", m.name(), loaded.name);
+    }
+    let input = loaded.tokenizer.encode(&args.prompt, true)?;
+    let options = GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, eos_token_id: loaded.model.eos_token_id() };
+    options.validate(input.ids.len(), None)?;
+    layers.resolve(model.config.num_layers.min(model.config.num_decoder_layers))?;
+    let lm = loaded.model.as_lm();
+    let contrast_with = match &args.attribution.contrast_with {
+        Some(token) => Some(resolve_token(&loaded.tokenizer, token, lm.info().vocab_size)?),
+        None => None,
+    };
+    let bar = progress::bar(args.max_new_tokens as u64, "generating");
+    let generated = ecco_models::generate_seq2seq(model, &input.ids, &options, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+
+    let mut decoder_ids = vec![model.config.decoder_start_token_id];
+    decoder_ids.extend(&generated);
+    let capture = args.capture.spec(layers.clone());
+    let (tensors, activation_layers) =
+        run_captures_with(loaded, &input.ids, Some(&decoder_ids[..decoder_ids.len() - 1]), &capture)?;
+    let mut ids = input.ids.clone();
+    ids.extend(&decoder_ids);
+    let mut trace = new_trace(loaded, &ids, input.ids.len())?;
+    let attribution = AttributionOptions {
+        target: args.attribution.attribution_target,
+        contrast_with,
+        ig_steps: args.attribution.ig_steps,
+        ..AttributionOptions::default()
+    };
+    let seq = ecco_attrib::Seq2SeqSequence { encoder_ids: &input.ids, decoder_ids: &decoder_ids };
+    for &method in methods {
+        let bar = progress::bar(ecco_attrib::work_seq2seq(method, seq, &attribution) as u64, method.name());
+        let values = ecco_attrib::attribute_seq2seq(lm, seq, method, &attribution, &mut |n| bar.inc(n as u64));
+        bar.finish_and_clear();
+        let values = values.with_context(|| format!("{} attribution failed", method.name()))?;
+        trace.attributions.insert(method.name().to_owned(), values);
+    }
+    trace.generation = Some(GenerationSettings {
+        max_new_tokens: args.max_new_tokens,
+        sample: args.sample,
+        seed: args.sample.then_some(args.seed),
+        temperature: options.sampling.as_ref().map(|s| s.temperature),
+        top_k: args.top_k,
+        top_p: args.top_p,
+    });
+    write(trace, tensors, activation_layers, &args.capture, &args.out)
+}
+
 /// `ecco forward`.
 pub fn forward(args: &ForwardArgs) -> Result<()> {
     check_output_dir(&args.out)?;
@@ -165,11 +234,13 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
     }
     let loaded = args.model.load()?;
     let masked = loaded.model.as_lm().info().kind == ecco_core::ModelKind::Masked;
+    let seq2seq = loaded.model.as_seq2seq();
     if !masked && !methods.is_empty() {
-        bail!("--attribution on `forward` is for masked LMs; for a causal LM use `ecco generate --attribution`");
+        bail!("--attribution on `forward` is for masked LMs; for a causal LM or an encoder-decoder use `ecco generate --attribution`");
     }
-    // Masked LMs read their special tokens (`[CLS] … [SEP]`), as `tokenizer(text)` gives them.
-    let encoding = loaded.tokenizer.encode(&args.text, masked)?;
+    // Masked LMs read their special tokens (`[CLS] … [SEP]`), and T5 its `</s>`, as
+    // `tokenizer(text)` gives them.
+    let encoding = loaded.tokenizer.encode(&args.text, masked || seq2seq.is_some())?;
     if encoding.ids.is_empty() {
         return Err(ecco_models::Error::EmptyPrompt.into());
     }
@@ -178,6 +249,25 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         && encoding.ids.len() > max
     {
         return Err(ecco_core::Error::SequenceTooLong { len: encoding.ids.len(), max }.into());
+    }
+    if seq2seq.is_none() && args.decoder_text.is_some() {
+        bail!("--decoder-text is for encoder-decoder models (T5); {} is not one", loaded.name);
+    }
+    if let Some(model) = seq2seq {
+        // An encoder-decoder: the encoder reads the text, the decoder its start token (the first
+        // step of generation) and `--decoder-text`; the trace's tokens are both, `n_input_tokens`
+        // the encoder's.
+        layers.resolve(model.config.num_layers.min(model.config.num_decoder_layers))?;
+        let capture = args.capture.spec(layers);
+        let mut decoder_ids = vec![model.config.decoder_start_token_id];
+        if let Some(text) = &args.decoder_text {
+            decoder_ids.extend(loaded.tokenizer.encode(text, false)?.ids);
+        }
+        let (tensors, activation_layers) = run_captures_with(&loaded, &encoding.ids, Some(&decoder_ids), &capture)?;
+        let mut ids = encoding.ids.clone();
+        ids.extend(&decoder_ids);
+        let trace = new_trace(&loaded, &ids, encoding.ids.len())?;
+        return write(trace, tensors, activation_layers, &args.capture, &args.out);
     }
     layers.resolve(info.n_layers)?;
     let capture = args.capture.spec(layers);
@@ -208,11 +298,24 @@ fn run_captures(
     ids: &[u32],
     capture: &CaptureSpec,
 ) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
+    run_captures_with(loaded, ids, None, capture)
+}
+
+/// The capture pass; `decoder_ids` for an encoder-decoder.
+fn run_captures_with(
+    loaded: &LoadedModel,
+    ids: &[u32],
+    decoder_ids: Option<&[u32]>,
+    capture: &CaptureSpec,
+) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
     if !(capture.hidden_states || capture.activations || capture.attention) || ids.is_empty() {
         return Ok((BTreeMap::new(), Vec::new()));
     }
     let spinner = progress::spinner("capturing");
-    let result = capture_pass(loaded.model.as_lm(), ids, capture);
+    let result = match decoder_ids {
+        Some(dec) => capture_pass_seq2seq(loaded.model.as_lm(), ids, dec, capture),
+        None => capture_pass(loaded.model.as_lm(), ids, capture),
+    };
     spinner.finish_and_clear();
     Ok(result?)
 }
