@@ -162,8 +162,9 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
 
 /// `ecco generate` on an encoder-decoder (T5): the encoder reads the prompt with its `</s>` (as
 /// `tokenizer(prompt)` gives it) once, the decoder generates from its start token. The trace's
-/// tokens are the encoder's followed by the decoder's (start token included); captures come from
-/// one pass with the decoder reading every token but the last generated one.
+/// tokens are the encoder's followed by the decoder's (start token included); its `output_text` is
+/// the generated text (special tokens skipped); captures come from one pass with the decoder
+/// reading every token but the last generated one.
 fn generate_seq2seq(
     args: &GenerateArgs,
     loaded: &LoadedModel,
@@ -196,6 +197,7 @@ fn generate_seq2seq(
     let mut ids = input.ids.clone();
     ids.extend(&decoder_ids);
     let mut trace = new_trace(loaded, &ids, input.ids.len())?;
+    trace.output_text = loaded.tokenizer.decode_skip_special(&generated)?;
     let attribution = AttributionOptions {
         target: args.attribution.attribution_target,
         contrast_with,
@@ -256,7 +258,8 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
     if let Some(model) = seq2seq {
         // An encoder-decoder: the encoder reads the text, the decoder its start token (the first
         // step of generation) and `--decoder-text`; the trace's tokens are both, `n_input_tokens`
-        // the encoder's.
+        // the encoder's, `output_text` the decoder's text after its start token (as for
+        // `generate`: special tokens skipped; empty without `--decoder-text`).
         layers.resolve(model.config.num_layers.min(model.config.num_decoder_layers))?;
         let capture = args.capture.spec(layers);
         let mut decoder_ids = vec![model.config.decoder_start_token_id];
@@ -266,7 +269,8 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         let (tensors, activation_layers) = run_captures_with(&loaded, &encoding.ids, Some(&decoder_ids), &capture)?;
         let mut ids = encoding.ids.clone();
         ids.extend(&decoder_ids);
-        let trace = new_trace(&loaded, &ids, encoding.ids.len())?;
+        let mut trace = new_trace(&loaded, &ids, encoding.ids.len())?;
+        trace.output_text = loaded.tokenizer.decode_skip_special(&decoder_ids[1..])?;
         return write(trace, tensors, activation_layers, &args.capture, &args.out);
     }
     layers.resolve(info.n_layers)?;

@@ -43,6 +43,14 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
         expected.extend(&generated[..3]);
         ensure!(u32s(&trace["token_ids"]) == expected, "{name}: token_ids {} vs {expected:?}", trace["token_ids"]);
         ensure!(trace["n_input_tokens"] == input.len(), "{name}: n_input_tokens {}", trace["n_input_tokens"]);
+        // `output_text`: the generated text alone (decoder tokens after the start token, special
+        // tokens skipped), as `tokenizer.decode(generated, skip_special_tokens=True)` gives it.
+        ensure!(
+            trace["output_text"] == reference["generated_texts"][2],
+            "{name}: output_text {} vs {}",
+            trace["output_text"],
+            reference["generated_texts"][2]
+        );
         let attr = trace["attributions"]["grad_x_input"].as_array().context("no attributions")?;
         ensure!(attr.len() == 3, "{name}: {} attribution lists", attr.len());
         for (k, list) in attr.iter().enumerate() {
@@ -95,6 +103,7 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
         let mut expected = input.clone();
         expected.push(0);
         ensure!(u32s(&trace["token_ids"]) == expected && trace["n_input_tokens"] == input.len(), "{name}: forward {trace}");
+        ensure!(trace["output_text"] == "", "{name}: forward output_text {}", trace["output_text"]);
         let h = header(&fwd.join("tensors.safetensors"))?;
         ensure!(h.get("attention.cross").is_some() && h.get("activations.decoder").is_some(), "{name}: forward tensors {h}");
         // `forward --decoder-text`: the decoder reads its start token and the text's tokens.
@@ -105,6 +114,7 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
         let mut expected = input.clone();
         expected.extend([0, generated[0]]);
         ensure!(u32s(&trace["token_ids"]) == expected, "{name}: forward --decoder-text {}", trace["token_ids"]);
+        ensure!(trace["output_text"] == reference["generated_texts"][0], "{name}: forward --decoder-text output_text {}", trace["output_text"]);
         let h = header(&fwd2.join("tensors.safetensors"))?;
         ensure!(h["hidden_states.decoder"]["shape"] == serde_json::json!([dec_layers + 1, 2, d]), "{name}: {h}");
         // Seeded sampling: the same seed gives the same tokens.

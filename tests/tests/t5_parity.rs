@@ -36,6 +36,8 @@ struct Reference {
     decoder_start_token_id: u32,
     decoder_input_ids: Vec<u32>,
     generated_ids: Vec<u32>,
+    /// `generated_texts[k - 1]`: the first k generated tokens, `decode(skip_special_tokens=True)`.
+    generated_texts: Vec<String>,
     attributions: BTreeMap<String, Vec<Vec<f32>>>,
     buckets: Buckets,
 }
@@ -83,6 +85,10 @@ fn tokenisation_and_config_match_transformers() -> Result<()> {
         let enc = fx.model.tokenizer.encode(&r.text, true)?;
         ensure!(enc.ids == r.input_ids, "ids {:?} vs {:?}", enc.ids, r.input_ids);
         ensure!(enc.tokens == r.tokens, "tokens {:?} vs {:?}", enc.tokens, r.tokens);
+        for (k, text) in r.generated_texts.iter().enumerate() {
+            let ours = fx.model.tokenizer.decode_skip_special(&r.generated_ids[..=k])?;
+            ensure!(&ours == text, "decoded {ours:?} vs {text:?}");
+        }
         let t5 = fx.model.model.as_seq2seq().context("not an encoder-decoder")?;
         ensure!(t5.config.decoder_start_token_id == r.decoder_start_token_id);
         ensure!(fx.model.model.as_lm().info().kind == ModelKind::EncoderDecoder && fx.model.model.as_causal().is_none());
