@@ -109,7 +109,7 @@ fn the_reports_policy_blocks_injected_markup_and_the_violation_is_an_error() -> 
     let foreign = checks::foreign_requests(&b, &url);
     ensure!(foreign.is_empty(), "the injected image was fetched: {foreign:?}");
     let errors = b.errors();
-    eprintln!("reported: {errors:?}");
+    eprintln!("policy violations reported: {errors:?}");
     ensure!(!errors.is_empty(), "Firefox blocked the injected markup without reporting an error");
     Ok(())
 }

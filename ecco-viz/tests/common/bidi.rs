@@ -38,11 +38,12 @@ pub fn firefox_or_skip() -> Result<Option<PathBuf>> {
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Preferences of the throwaway profile: no first-run pages, no updates, no telemetry, no
-/// background fetches (Remote Settings, captive portal, safe browsing), BiDi only. The remote
-/// agent sets most of these itself once it starts; setting them before startup keeps the
-/// first seconds quiet too.
-const USER_JS: &str = r#"user_pref("remote.active-protocols", 1);
-user_pref("app.normandy.enabled", false);
+/// background fetches (Remote Settings, Normandy, captive portal, safe browsing). None is
+/// needed for BiDi itself: Firefox 153 ESR answers on a bare profile (BiDi is its only remote
+/// protocol; `remote.active-protocols` went with CDP). The remote agent applies these and more
+/// (its "recommended preferences", `focusmanager.testmode` among them) once it starts; setting
+/// them here keeps the seconds before that quiet too.
+const USER_JS: &str = r#"user_pref("app.normandy.enabled", false);
 user_pref("app.update.checkInstallTime", false);
 user_pref("app.update.disabledForTesting", true);
 user_pref("browser.aboutwelcome.enabled", false);
@@ -62,10 +63,8 @@ user_pref("datareporting.healthreport.uploadEnabled", false);
 user_pref("datareporting.policy.dataSubmissionEnabled", false);
 user_pref("extensions.getAddons.cache.enabled", false);
 user_pref("extensions.update.enabled", false);
-user_pref("messaging-system.rsexperimentloader.enabled", false);
 user_pref("network.captive-portal-service.enabled", false);
 user_pref("network.connectivity-service.enabled", false);
-user_pref("network.dns.disablePrefetch", true);
 user_pref("network.http.speculative-parallel-limit", 0);
 user_pref("network.prefetch-next", false);
 user_pref("services.settings.server", "data:,#remote-settings-dummy/v1");
