@@ -172,10 +172,13 @@ impl Browser {
         });
         let base = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(url) => url,
-            Err(_) => {
+            Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("{} did not print its WebDriver BiDi address within 60 s", exe.display());
+                match e {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => bail!("{} did not print its WebDriver BiDi address within 60 s", exe.display()),
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => bail!("{} closed its stderr without printing a WebDriver BiDi address", exe.display()),
+                }
             }
         };
         let host = base.trim_start_matches("ws://").split('/').next().context("bad BiDi url")?.to_owned();
