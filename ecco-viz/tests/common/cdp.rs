@@ -12,9 +12,12 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
+/// The names Chromium goes by on `PATH`.
+const NAMES: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];
+
 /// Where Chromium is: `ECCO_CHROMIUM`, or `chromium` / `chromium-browser` on `PATH`.
 pub fn find_chromium() -> Option<PathBuf> {
-    super::find_browser("ECCO_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"])
+    super::find_browser("ECCO_CHROMIUM", &NAMES)
 }
 
 /// `Ok(None)` when browser tests are switched off with `ECCO_SKIP_BROWSER_TESTS=1`; an error
@@ -22,7 +25,7 @@ pub fn find_chromium() -> Option<PathBuf> {
 pub fn chromium_or_skip() -> Result<Option<PathBuf>> {
     super::browser_or_skip(
         "ECCO_CHROMIUM",
-        &["chromium", "chromium-browser", "google-chrome"],
+        &NAMES,
         "no Chromium found: install it (`apt-get install chromium`), point ECCO_CHROMIUM at it, or set ECCO_SKIP_BROWSER_TESTS=1",
     )
 }
