@@ -12,36 +12,22 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
+/// The names Chromium goes by on `PATH`.
+const NAMES: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];
+
 /// Where Chromium is: `ECCO_CHROMIUM`, or `chromium` / `chromium-browser` on `PATH`.
 pub fn find_chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ECCO_CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        for name in ["chromium", "chromium-browser", "google-chrome"] {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
+    super::find_browser("ECCO_CHROMIUM", &NAMES)
 }
 
 /// `Ok(None)` when browser tests are switched off with `ECCO_SKIP_BROWSER_TESTS=1`; an error
 /// naming the package to install when Chromium is missing.
 pub fn chromium_or_skip() -> Result<Option<PathBuf>> {
-    if std::env::var("ECCO_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("browser tests skipped: ECCO_SKIP_BROWSER_TESTS=1");
-        return Ok(None);
-    }
-    match find_chromium() {
-        Some(p) => Ok(Some(p)),
-        None => bail!(
-            "no Chromium found: install it (`apt-get install chromium`), point ECCO_CHROMIUM at it, or set ECCO_SKIP_BROWSER_TESTS=1"
-        ),
-    }
+    super::browser_or_skip(
+        "ECCO_CHROMIUM",
+        &NAMES,
+        "no Chromium found: install it (`apt-get install chromium`), point ECCO_CHROMIUM at it, or set ECCO_SKIP_BROWSER_TESTS=1",
+    )
 }
 
 /// A headless Chromium with one page attached; killed when dropped.
@@ -250,5 +236,39 @@ impl Browser {
         let r = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true}))?;
         let b64 = r["data"].as_str().context("no screenshot data")?;
         Ok(base64::engine::general_purpose::STANDARD.decode(b64)?)
+    }
+}
+
+impl super::checks::Page for Browser {
+    fn open(&mut self, url: &str) -> Result<Duration> {
+        Browser::open(self, url)
+    }
+    fn pump(&mut self, wait: Duration) -> Result<()> {
+        Browser::pump(self, wait)
+    }
+    fn eval(&mut self, expr: &str) -> Result<Value> {
+        Browser::eval(self, expr)
+    }
+    fn hover(&mut self, selector: &str) -> Result<()> {
+        Browser::hover(self, selector)
+    }
+    fn key(&mut self, key: &str) -> Result<()> {
+        let code = super::checks::virtual_key_code(key).with_context(|| format!("no key code for {key}"))?;
+        Browser::key(self, key, code)
+    }
+    fn screenshot(&mut self) -> Result<Vec<u8>> {
+        Browser::screenshot(self)
+    }
+    fn errors(&self) -> Vec<String> {
+        Browser::errors(self)
+    }
+    fn requests(&self) -> Vec<String> {
+        self.events_named("Network.requestWillBeSent")
+            .into_iter()
+            .filter_map(|e| e["params"]["request"]["url"].as_str().map(str::to_owned))
+            .collect()
+    }
+    fn dialogs(&self) -> usize {
+        self.events_named("Page.javascriptDialogOpening").len()
     }
 }

@@ -1,14 +1,50 @@
 //! Shared helpers of the browser tests: synthetic traces and reports of any size, built in
-//! memory (no model), and the DevTools client.
+//! memory (no model), the two browser clients (DevTools for Chromium, WebDriver BiDi for
+//! Firefox) and the checks both browsers must pass.
 
 #![allow(dead_code)]
 
+pub mod bidi;
 pub mod cdp;
+pub mod checks;
+
+use std::path::PathBuf;
 
 use ecco_core::{F32Tensor, ModelInfo, ModelKind, Trace};
 use ecco_viz::{
     LayerPredictionsView, NeuronLoading, NmfView, Prediction, RankingsView, RankingsWatchView, Report, attention_view, neurons_view,
 };
+
+/// Where a browser is: the path in the environment variable `env`, or the first of `names`
+/// found on `PATH`.
+pub fn find_browser(env: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// `Ok(None)` when browser tests are switched off with `ECCO_SKIP_BROWSER_TESTS=1`; otherwise
+/// the browser [`find_browser`] finds, or an error with the one-line `hint`.
+pub fn browser_or_skip(env: &str, names: &[&str], hint: &str) -> anyhow::Result<Option<PathBuf>> {
+    if std::env::var("ECCO_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("browser tests skipped: ECCO_SKIP_BROWSER_TESTS=1");
+        return Ok(None);
+    }
+    match find_browser(env, names) {
+        Some(p) => Ok(Some(p)),
+        None => anyhow::bail!("{hint}"),
+    }
+}
 
 /// A deterministic xorshift generator: test data without a `rand` dependency.
 pub struct Rng(u64);
