@@ -24,13 +24,16 @@ pub struct AttributionOptions {
     pub contrast_with: Option<u32>,
     /// Integrated gradients' number of Gauss-Legendre points (captum's default: 50).
     pub ig_steps: usize,
-    /// Most token positions in one batch (bounds memory).
+    /// Most token positions in one batch (bounds memory: the backward pass keeps every
+    /// layer's activations of a batch). 512 keeps integrated gradients on a distilgpt2-sized
+    /// model under 0.65 GiB, and is no slower than 4096 (1.6 GiB): the products are as
+    /// efficient at 512 rows.
     pub max_batch_tokens: usize,
 }
 
 impl Default for AttributionOptions {
     fn default() -> Self {
-        Self { target: AttributionTarget::Prob, contrast_with: None, ig_steps: 50, max_batch_tokens: 4096 }
+        Self { target: AttributionTarget::Prob, contrast_with: None, ig_steps: 50, max_batch_tokens: 512 }
     }
 }
 
