@@ -6,17 +6,22 @@
 //! models also [`CausalLm`](ecco_core::CausalLm) for generation with a KV cache.
 //!
 //! ## Quick start
-//! ```no_run
+//! ```
 //! use ecco_models::{load, DeviceKind, GenerateOptions, generate};
 //! # fn main() -> Result<(), ecco_models::Error> {
-//! let loaded = load(std::path::Path::new("fixtures/gpt2-deep"), DeviceKind::Flex)?;
+//! // The demo checkpoint's directory (also embedded with the `demo` feature: `load_demo`).
+//! let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/demo"));
+//! let loaded = load(dir, DeviceKind::Flex)?;
 //! let prompt = loaded.tokenizer.encode("The capital of France is", false)?;
-//! let causal = loaded.model.as_causal().expect("GPT-2 is causal");
-//! let opts = GenerateOptions { max_new_tokens: 5, sampling: None, eos_token_id: loaded.model.eos_token_id() };
+//! let Some(causal) = loaded.model.as_causal() else { panic!("GPT-2 is causal") };
+//! let opts = GenerateOptions { max_new_tokens: 1, sampling: None, eos_token_id: loaded.model.eos_token_id() };
 //! let ids = generate(causal, &prompt.ids, &opts, |_| {})?;
-//! println!("{}", loaded.tokenizer.decode(&ids)?);
+//! assert_eq!(loaded.tokenizer.decode(&ids)?, " Paris");
 //! # Ok(()) }
 //! ```
+//!
+//! For explaining models (attributions, logit lens, NMF, reports) use the `ecco` crate, which
+//! builds on this one as Python's Ecco builds on `transformers`.
 //!
 //! ## Features
 //! - `flex` (default): burn's pure-Rust CPU backend.
