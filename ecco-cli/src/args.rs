@@ -9,9 +9,9 @@ use ecco_models::DeviceKind;
 /// Which model to load and where.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// A checkpoint directory (config.json, model.safetensors, tokenizer.json) or a Hugging Face
-    /// Hub id (`distilgpt2`, `org/name`), found in the Hugging Face cache or downloaded. Without
-    /// it, the demo model built into `ecco` is used.
+    /// A checkpoint directory (config.json, model.safetensors or pytorch_model.bin,
+    /// tokenizer.json) or a Hugging Face Hub id (`distilgpt2`, `org/name`), found in the Hugging
+    /// Face cache or downloaded. Without it, the demo model built into `ecco` is used.
     #[arg(long, value_name = "DIR|ID")]
     pub model: Option<String>,
     /// Where to run: flex (CPU), wgpu or cuda.

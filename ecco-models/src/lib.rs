@@ -29,6 +29,8 @@
 //! - `cuda`: NVIDIA GPUs.
 //! - `hub`: downloads checkpoints from the Hugging Face Hub (`hf-hub`); without it, `--model`
 //!   takes directories and checkpoints already in the Hugging Face cache.
+//! - `pytorch`: reads `pytorch_model.bin` checkpoints (and their shards) when a directory has
+//!   no safetensors, with burn's PyTorch reader (`pytorch-reader`; no Python, no code run).
 //! - `demo`: embeds the demo model (`fixtures/demo/`, about 2 MB) in the binary; see [`demo`].
 //!
 //! ## Crate map
@@ -51,6 +53,8 @@ pub mod hub;
 pub mod gpt2;
 pub mod loader;
 pub mod nn;
+#[cfg(feature = "pytorch")]
+pub mod pytorch;
 pub mod readback;
 pub mod tokenizer;
 pub mod weights;

@@ -57,13 +57,13 @@
 //! | `bert` | masked LM or bare encoder | `bert-base-uncased`, `bert-base-cased`, `sentence-transformers/all-MiniLM-L6-v2` | `encoder.layer.N.output.dense` input |
 //! | `roberta` | masked LM | `roberta-base`, `distilroberta-base` | `encoder.layer.N.output.dense` input |
 //! | `distilbert` | masked LM | `distilbert-base-uncased`, `distilbert-base-cased` | `transformer.layer.N.ffn.lin2` input |
-//! | `t5` | encoder-decoder | `t5-small`, `t5-base`, `google/flan-t5-small`, `google/flan-t5-base` | `…layer.N.DenseReluDense.wo` input (being added) |
+//! | `t5` | encoder-decoder (t5, flan-t5; being added) | `t5-small`, `t5-base`, `google/flan-t5-small`, `google/flan-t5-base` | `…block.N.layer.M.DenseReluDense.wo` input |
 //!
 //! A custom checkpoint of a supported architecture (your fine-tune, a model trained from
 //! scratch) is a directory with `config.json` (with its `model_type` and the usual sizes:
 //! `n_layer`, `n_embd`, … for GPT-2; `num_hidden_layers`, `hidden_size`, … for BERT), the
 //! weights (`model.safetensors`, sharded `model.safetensors.index.json`, or
-//! `pytorch_model.bin` with the `pytorch` feature) and `tokenizer.json`: pass the directory to
+//! `pytorch_model.bin` with the `pytorch` feature, on by default) and `tokenizer.json`: pass the directory to
 //! [`from_pretrained`]. A config without `model_type` falls back on its first `architectures`
 //! entry; anything else is refused with the list of supported types
 //! ([`ecco_models::SUPPORTED_MODEL_TYPES`]).
@@ -78,6 +78,8 @@
 //! - `flex` (default): burn's pure-Rust CPU backend.
 //! - `demo` (default): the embedded demo model ([`demo`], `from_pretrained("ecco-demo", …)`).
 //! - `hub` (default): downloads Hugging Face ids that are not in the cache.
+//! - `pytorch` (default): reads `pytorch_model.bin` checkpoints (and shards) that have no
+//!   safetensors, with burn's PyTorch reader (`pytorch-reader`, which runs no pickled code).
 //! - `wgpu`, `cuda`: GPU backends ([`LoadOptions::device`]).
 //!
 //! ## Crate map

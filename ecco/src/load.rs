@@ -17,7 +17,8 @@ pub struct LoadOptions {
     /// The Hugging Face cache, offline mode and download progress bar; by default as the
     /// environment says (`HF_HOME`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`).
     pub hub: HubSettings,
-    /// A spinner on stderr while loading (shown only on a terminal).
+    /// A spinner on stderr while loading, and the download's progress bar (shown only on a
+    /// terminal); `false` silences both.
     pub progress: bool,
 }
 
@@ -59,7 +60,8 @@ pub fn from_pretrained(name: &str, options: &LoadOptions) -> Result<Lm> {
         bail!("the model name is empty");
     }
     // Resolve first: a download draws its own progress bar.
-    let resolved = ecco_models::resolve(name, &options.hub).with_context(|| format!("cannot load model {name}"))?;
+    let hub = HubSettings { progress: options.hub.progress && options.progress, ..options.hub.clone() };
+    let resolved = ecco_models::resolve(name, &hub).with_context(|| format!("cannot load model {name}"))?;
     let spinner = progress::spinner(options.progress, "loading");
     let loaded = ecco_models::load(&resolved.dir, options.device);
     spinner.finish_and_clear();
