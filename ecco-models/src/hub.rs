@@ -267,6 +267,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_pytorch_checkpoint_without_safetensors_resolves() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let snap = fake_cache(tmp.path(), "old", "r1", &["config.json", "tokenizer.json", "pytorch_model.bin"]);
+        assert_eq!(cached("old", tmp.path()), Ok(snap.clone()));
+        // A sharded one needs every shard its index lists.
+        std::fs::remove_file(snap.join(PYTORCH_FILE)).expect("writable");
+        let index = r#"{"weight_map": {"a": "pytorch_model-00001-of-00001.bin"}}"#;
+        std::fs::write(snap.join(PYTORCH_INDEX), index).expect("writable");
+        let err = cached("old", tmp.path()).expect_err("the shard is missing");
+        assert!(err.contains("pytorch_model-00001-of-00001.bin"), "{err}");
+        std::fs::write(snap.join("pytorch_model-00001-of-00001.bin"), "").expect("writable");
+        assert_eq!(cached("old", tmp.path()), Ok(snap));
+    }
+
+    #[test]
     fn offline_with_a_missing_file_is_a_one_line_error() {
         let tmp = tempfile::tempdir().expect("tempdir");
         fake_cache(tmp.path(), "distilgpt2", "r1", &["config.json", "model.safetensors"]);

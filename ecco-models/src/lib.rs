@@ -41,6 +41,7 @@
 //! - [`hub`]: [`resolve`] a `--model` name: a directory, the Hugging Face cache, or the Hub.
 //! - [`demo`]: the embedded demo model, [`load_demo`].
 //! - [`device`]: [`DeviceKind`], the `--device` choice.
+//! - `pytorch` (feature `pytorch`): `pytorch_model.bin` checkpoints, read by [`weights`].
 //! - [`weights`], [`tokenizer`], [`readback`], [`nn`], [`activation`]: shared parts.
 
 pub mod activation;

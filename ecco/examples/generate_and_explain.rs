@@ -7,7 +7,17 @@
 
 use ecco::{GenerateOptions, Lens, Method};
 
-fn main() -> ecco::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> ecco::Result<()> {
     let mut args = std::env::args().skip(1);
     let model = args.next().unwrap_or_else(|| ecco::DEMO_NAME.to_owned());
     let prompt = args.next().unwrap_or_else(|| "The capital of France is".to_owned());

@@ -4,7 +4,17 @@
 
 use ecco::{GenerateOptions, NmfOptions, ReportOptions};
 
-fn main() -> ecco::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> ecco::Result<()> {
     let mut args = std::env::args().skip(1);
     let model = args.next().unwrap_or_else(|| ecco::DEMO_NAME.to_owned());
     let html = args.next();
