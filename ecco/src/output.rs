@@ -2,7 +2,7 @@
 //! trace bundle plus the model, with the analyses Ecco offers on it.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use ecco_attrib::{LayerPrediction, Lens, Method, check_compatible};
@@ -36,12 +36,14 @@ use crate::report::{ReportOptions, build_report};
 pub struct Output {
     bundle: TraceBundle,
     model: Option<Arc<LoadedModel>>,
+    /// The embedded demo model, loaded on first use for a demo trace without a model.
+    demo: OnceLock<Option<Arc<LoadedModel>>>,
 }
 
 impl Output {
     /// An output of `bundle`, with the model that made it when known.
     pub(crate) fn new(bundle: TraceBundle, model: Option<Arc<LoadedModel>>) -> Self {
-        Self { bundle, model }
+        Self { bundle, model, demo: OnceLock::new() }
     }
 
     /// Reads a trace bundle written by [`Output::save`] or `ecco generate --out DIR`. The logit
@@ -52,7 +54,7 @@ impl Output {
     /// A missing or corrupt bundle.
     pub fn load(dir: &Path) -> Result<Self> {
         let bundle = TraceBundle::read(dir).with_context(|| format!("cannot read trace {}", dir.display()))?;
-        Ok(Self { bundle, model: None })
+        Ok(Self::new(bundle, None))
     }
 
     /// This output with `lm` as the model the logit lens runs (it must be the one that made the
@@ -68,10 +70,10 @@ impl Output {
         if let Some(model) = &self.model {
             return Some(Arc::clone(model));
         }
-        if self.bundle.trace.model.name == DEMO_NAME && ecco_models::demo_available() {
-            return crate::load::demo().ok().map(|lm| lm.shared());
+        if self.bundle.trace.model.name != DEMO_NAME || !ecco_models::demo_available() {
+            return None;
         }
-        None
+        self.demo.get_or_init(|| crate::load::demo().ok().map(|lm| lm.shared())).clone()
     }
 
     /// The JSON part of the bundle: tokens, attributions, model shape, settings.
