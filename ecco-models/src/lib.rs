@@ -23,6 +23,18 @@
 //! For explaining models (attributions, logit lens, NMF, reports) use the `ecco` crate, which
 //! builds on this one as Python's Ecco builds on `transformers`.
 //!
+//! ## Architectures
+//! `config.json`'s `model_type` picks the architecture ([`SUPPORTED_MODEL_TYPES`]); any
+//! checkpoint of these families loads, whatever its size. "Activations" are what the
+//! `activations` capture records: the input of each block's FFN output projection.
+//!
+//! | `model_type` | model | activations at |
+//! |---|---|---|
+//! | `gpt2` | [`gpt2::Gpt2`] (causal) | `transformer.h.N.mlp.c_proj` input |
+//! | `bert`, `roberta` | [`bert::Bert`] (masked LM or encoder) | `encoder.layer.N.output.dense` input |
+//! | `distilbert` | [`bert::Bert`] (masked LM or encoder) | `transformer.layer.N.ffn.lin2` input |
+//! | `t5` (t5, flan-t5; being added) | encoder-decoder | `…DenseReluDense.wo` input |
+//!
 //! ## Features
 //! - `flex` (default): burn's pure-Rust CPU backend.
 //! - `wgpu`: GPUs through wgpu (Vulkan, Metal, DirectX).
