@@ -15,6 +15,7 @@
 //! - [`method`]: [`Method`] and the accepted names.
 //! - [`lens`]: the logit lens — layer predictions, rankings, rankings-watch.
 //! - [`masked`]: masked LMs — predictions at a mask position and their attributions.
+//! - [`seq2seq`]: encoder-decoders (T5) — attributions over the encoder input and the decoder prefix.
 //! - [`gauss_legendre`](mod@gauss_legendre): captum's quadrature for integrated gradients.
 
 pub mod attribute;
@@ -25,6 +26,7 @@ pub mod lens;
 pub mod masked;
 pub mod method;
 mod rollout;
+pub mod seq2seq;
 
 pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
 pub use engine::AttributionTarget;
@@ -35,3 +37,4 @@ pub use lens::{
 };
 pub use masked::{MaskedTarget, attribute_masked, masked_predictions, occlusion_masked_drops};
 pub use method::{KNOWN_METHODS, Method, parse_methods};
+pub use seq2seq::{Seq2SeqSequence, attribute_seq2seq, work_seq2seq};

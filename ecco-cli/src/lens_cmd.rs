@@ -123,7 +123,7 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
     let (output, _) = args.input.load()?;
     let t = output.trace();
     let ranks = output.rankings(args.input.lens)?;
-    let generated: Vec<&String> = t.tokens[t.n_input_tokens..].iter().collect();
+    let generated: Vec<&String> = output.generated_tokens().iter().collect();
     if args.input.html.is_some() || args.svg.is_some() {
         let view = views::rankings_view(t, ranks.clone(), args.input.lens);
         if let Some(path) = &args.svg {
@@ -138,7 +138,7 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
         return print_json(&json!({
             "rankings": ranks,
             "tokens": generated,
-            "token_ids": &t.token_ids[t.n_input_tokens..],
+            "token_ids": output.generated_ids(),
             "lens": args.input.lens,
         }));
     }

@@ -17,7 +17,7 @@ use crate::args::{CaptureArgs, ModelArgs};
 pub struct GenerateArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// The text to continue.
+    /// The text to continue (an encoder-decoder such as T5: the encoder's input, `</s>` added).
     #[arg(long)]
     prompt: String,
     /// How many tokens to generate.
@@ -86,7 +86,8 @@ pub struct ForwardArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// The text to run through the model (masked LMs: with mask tokens such as `[MASK]` or
-    /// `<mask>`; special tokens such as `[CLS]` are added).
+    /// `<mask>`; special tokens such as `[CLS]` are added; T5: the encoder's input, `</s>`
+    /// added, the decoder reading its start token and `--decoder-text`).
     #[arg(long)]
     text: String,
     #[command(flatten)]
@@ -95,6 +96,10 @@ pub struct ForwardArgs {
     /// `generate`, but not attention_rollout).
     #[command(flatten)]
     attribution: AttributionArgs,
+    /// Encoder-decoders (T5): the decoder's input after its start token (default: the start
+    /// token alone, the first step of generation). Tokenised without special tokens.
+    #[arg(long, value_name = "TEXT")]
+    decoder_text: Option<String>,
     /// Masked LMs: how many predictions per mask token go into `masked_predictions`.
     #[arg(long, default_value_t = 10, value_name = "K")]
     mask_topk: usize,
@@ -145,6 +150,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         hidden_states: args.capture.hidden_states,
         attention: args.capture.attention,
         mask_topk: args.mask_topk,
+        decoder_text: args.decoder_text.clone(),
         progress: true,
     };
     let lm = args.model.load()?;

@@ -34,7 +34,7 @@ fn generate_writes_the_bundle_and_the_lens_reads_it() -> Result<()> {
             ensure!(values.len() == n_input + k && (values.iter().sum::<f64>() - 1.0).abs() < 1e-4);
         }
     }
-    let mut reader = ecco_core::SafetensorsReader::open(out.join("tensors.safetensors"))?;
+    let reader = ecco_core::SafetensorsReader::open(out.join("tensors.safetensors"))?;
     let layers = trace["model"]["n_layers"].as_u64().context("n_layers")? as usize;
     let hidden = trace["model"]["hidden_size"].as_u64().context("hidden")? as usize;
     let positions = n_tokens - 1;

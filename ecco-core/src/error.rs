@@ -92,6 +92,9 @@ pub enum Error {
         /// The number of layers the model has.
         n_layers: usize,
     },
+    /// A forward pass lacks an input the model needs (an encoder-decoder's decoder input).
+    #[error("missing model input: {0}")]
+    MissingInput(&'static str),
 }
 
 impl Error {

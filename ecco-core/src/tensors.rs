@@ -1,13 +1,15 @@
 //! Reading and writing f32 tensors in the safetensors format.
 //!
-//! The reader parses the header itself and reads one tensor at a time, so loading a checkpoint
-//! never holds the whole file in memory next to the model. It reads a file, or bytes already in
-//! memory (a checkpoint embedded in the binary).
+//! The reader parses the header itself and hands out one tensor at a time. A file is mapped into
+//! memory, not read: a tensor's stored bytes can be shared with a burn tensor without a copy
+//! ([`SafetensorsReader::shared_bytes`]), which makes loading a checkpoint nearly free. It also
+//! reads bytes already in memory (a checkpoint embedded in the binary).
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
 
 use serde::Deserialize;
 
@@ -57,15 +59,11 @@ pub struct TensorEntry {
     end: u64,
 }
 
-/// Where the bytes come from: a file or memory.
-trait Source: Read + Seek + Send + Sync {}
-
-impl<T: Read + Seek + Send + Sync> Source for T {}
-
 /// An open safetensors file whose header has been read; tensors are read on demand.
 pub struct SafetensorsReader {
     path: PathBuf,
-    file: Box<dyn Source>,
+    /// The whole file: a read-only memory map, or bytes in memory.
+    bytes: Bytes,
     data_start: u64,
     entries: BTreeMap<String, TensorEntry>,
 }
@@ -91,7 +89,11 @@ impl SafetensorsReader {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        Self::from_source(path, Box::new(file), file_len)
+        if file_len < 8 {
+            return Err(Error::Safetensors { path, reason: "file shorter than its header".to_owned() });
+        }
+        let bytes = map_file(&file).map_err(|e| Error::io(&path, e))?;
+        Self::from_source(path, bytes)
     }
 
     /// Reads a safetensors file held in memory (e.g. embedded with `include_bytes!`); `label`
@@ -100,22 +102,24 @@ impl SafetensorsReader {
     /// # Errors
     /// [`Error::Safetensors`] when the bytes are not a valid safetensors file.
     pub fn from_bytes(label: impl Into<PathBuf>, bytes: &'static [u8]) -> Result<Self> {
-        Self::from_source(label.into(), Box::new(Cursor::new(bytes)), bytes.len() as u64)
+        Self::from_source(label.into(), Bytes::from_static(bytes))
     }
 
-    /// Parses the header of `file` (of `file_len` bytes).
-    fn from_source(path: PathBuf, mut file: Box<dyn Source>, file_len: u64) -> Result<Self> {
+    /// Parses the header of the file held in `bytes`.
+    fn from_source(path: PathBuf, bytes: Bytes) -> Result<Self> {
         let corrupt = |reason: &str| Error::Safetensors { path: path.clone(), reason: reason.to_owned() };
-        let mut len_bytes = [0u8; 8];
-        file.read_exact(&mut len_bytes).map_err(|_| corrupt("file shorter than its header"))?;
+        let file_len = bytes.len() as u64;
+        let len_bytes: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("file shorter than its header"))?;
         let header_len = u64::from_le_bytes(len_bytes);
         if header_len > MAX_HEADER || 8 + header_len > file_len {
             return Err(corrupt("header length out of bounds"));
         }
-        let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header).map_err(|_| corrupt("truncated header"))?;
+        let header = &bytes[8..(8 + header_len) as usize];
         let raw: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&header).map_err(|e| corrupt(&format!("bad header: {e}")))?;
+            serde_json::from_slice(header).map_err(|e| corrupt(&format!("bad header: {e}")))?;
         let data_start = 8 + header_len;
         let data_len = file_len - data_start;
         let mut entries = BTreeMap::new();
@@ -133,7 +137,7 @@ impl SafetensorsReader {
             }
             entries.insert(name, TensorEntry { dtype: entry.dtype, shape: entry.shape, begin, end });
         }
-        Ok(Self { path, file, data_start, entries })
+        Ok(Self { path, bytes, data_start, entries })
     }
 
     /// The file this reader reads.
@@ -151,21 +155,29 @@ impl SafetensorsReader {
         self.entries.contains_key(name)
     }
 
+    /// The entry of tensor `name`.
+    fn entry(&self, name: &str) -> Result<&TensorEntry> {
+        self.entries.get(name).ok_or_else(|| Error::MissingTensor { path: self.path.clone(), name: name.to_owned() })
+    }
+
+    /// Tensor `name`'s stored bytes as they are, with its entry, sharing the file's memory
+    /// (no copy): the bytes stay valid as long as any handle to them lives.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`].
+    pub fn shared_bytes(&self, name: &str) -> Result<(TensorEntry, Bytes)> {
+        let entry = self.entry(name)?.clone();
+        let range = (self.data_start + entry.begin) as usize..(self.data_start + entry.end) as usize;
+        Ok((entry, self.bytes.slice(range)))
+    }
+
     /// Reads tensor `name`'s stored bytes as they are, with its entry.
     ///
     /// # Errors
-    /// [`Error::MissingTensor`] or [`Error::Io`].
-    pub fn read_raw(&mut self, name: &str) -> Result<(TensorEntry, Vec<u8>)> {
-        let entry = self.entries.get(name).cloned().ok_or_else(|| Error::MissingTensor {
-            path: self.path.clone(),
-            name: name.to_owned(),
-        })?;
-        let mut bytes = vec![0u8; (entry.end - entry.begin) as usize];
-        self.file
-            .seek(SeekFrom::Start(self.data_start + entry.begin))
-            .and_then(|_| self.file.read_exact(&mut bytes))
-            .map_err(|e| Error::io(&self.path, e))?;
-        Ok((entry, bytes))
+    /// [`Error::MissingTensor`].
+    pub fn read_raw(&self, name: &str) -> Result<(TensorEntry, Vec<u8>)> {
+        let (entry, bytes) = self.shared_bytes(name)?;
+        Ok((entry, bytes.to_vec()))
     }
 
     /// Reads an F32 tensor straight into an `f32` buffer (one pass, no decoding), on a
@@ -173,20 +185,14 @@ impl SafetensorsReader {
     /// big-endian.
     ///
     /// # Errors
-    /// [`Error::MissingTensor`] or [`Error::Io`].
-    pub fn read_f32_direct(&mut self, name: &str) -> Result<Option<F32Tensor>> {
-        let entry = self.entries.get(name).cloned().ok_or_else(|| Error::MissingTensor {
-            path: self.path.clone(),
-            name: name.to_owned(),
-        })?;
+    /// [`Error::MissingTensor`].
+    pub fn read_f32_direct(&self, name: &str) -> Result<Option<F32Tensor>> {
+        let (entry, bytes) = self.shared_bytes(name)?;
         if entry.dtype != "F32" || cfg!(target_endian = "big") {
             return Ok(None);
         }
-        let mut data = vec![0f32; ((entry.end - entry.begin) / 4) as usize];
-        self.file
-            .seek(SeekFrom::Start(self.data_start + entry.begin))
-            .and_then(|_| self.file.read_exact(bytemuck::cast_slice_mut(&mut data)))
-            .map_err(|e| Error::io(&self.path, e))?;
+        let mut data = vec![0f32; bytes.len() / 4];
+        bytemuck::cast_slice_mut::<f32, u8>(&mut data).copy_from_slice(&bytes);
         Ok(Some(F32Tensor { shape: entry.shape, data }))
     }
 
@@ -194,7 +200,7 @@ impl SafetensorsReader {
     ///
     /// # Errors
     /// [`Error::MissingTensor`], [`Error::UnsupportedDtype`] or [`Error::Io`].
-    pub fn read_f32(&mut self, name: &str) -> Result<F32Tensor> {
+    pub fn read_f32(&self, name: &str) -> Result<F32Tensor> {
         if let Some(t) = self.read_f32_direct(name)? {
             return Ok(t);
         }
@@ -211,10 +217,24 @@ impl SafetensorsReader {
     ///
     /// # Errors
     /// As [`SafetensorsReader::read_f32`].
-    pub fn read_all(&mut self) -> Result<BTreeMap<String, F32Tensor>> {
+    pub fn read_all(&self) -> Result<BTreeMap<String, F32Tensor>> {
         let names: Vec<String> = self.entries.keys().cloned().collect();
         names.into_iter().map(|n| self.read_f32(&n).map(|t| (n, t))).collect()
     }
+}
+
+/// Maps `file` read-only into memory.
+///
+/// Checkpoints are hundreds of megabytes: reading them copies every byte into freshly zeroed
+/// pages, while a map shares the page cache and costs a page-table entry per page.
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> std::io::Result<Bytes> {
+    // SAFETY: the map is read-only and private. It is undefined behaviour only if another
+    // process truncates or rewrites the file while it is mapped; checkpoints and trace bundles
+    // are written once and then only read (Hugging Face's cache never rewrites a blob in place),
+    // which is the same contract `safetensors`' own loaders rely on.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };
+    Ok(Bytes::from_owner(map))
 }
 
 fn dtype_width(dtype: &str) -> Option<usize> {
@@ -298,7 +318,7 @@ mod tests {
         let mut map = BTreeMap::new();
         map.insert("a".to_owned(), F32Tensor::new("a", vec![2, 3], vec![1., 2., 3., 4., 5., 6.])?);
         write_safetensors(&path, &map)?;
-        let mut reader = SafetensorsReader::open(&path)?;
+        let reader = SafetensorsReader::open(&path)?;
         assert_eq!(reader.read_all()?, map);
         assert!(matches!(reader.read_f32("b"), Err(Error::MissingTensor { .. })));
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;

@@ -98,7 +98,10 @@ pub struct Trace {
     pub token_ids: Vec<u32>,
     /// Prompt length (causal) or encoder length (encoder-decoder).
     pub n_input_tokens: usize,
-    /// The decoded text of the whole sequence.
+    /// Causal LM and masked LM: the decoded text of the whole sequence (special tokens kept).
+    /// Encoder-decoder: the decoded text of the decoder's tokens after its start token (the
+    /// generated text), special tokens skipped, as `tokenizer.decode(generated,
+    /// skip_special_tokens=True)` gives it.
     pub output_text: String,
     /// Per method, one normalised list per generated token.
     #[serde(default)]

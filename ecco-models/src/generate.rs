@@ -76,16 +76,50 @@ pub fn generate(
     model: &dyn CausalLm,
     prompt: &[u32],
     options: &GenerateOptions,
-    mut on_token: impl FnMut(usize),
+    on_token: impl FnMut(usize),
 ) -> Result<Vec<u32>> {
     options.validate(prompt.len(), model.info().max_positions)?;
+    let mut cache = Some(KvCache::default());
+    decode_loop(prompt.to_vec(), options, on_token, |feed| {
+        let (logits, next) = model.decode_step(feed, cache.take().unwrap_or_default())?;
+        cache = Some(next);
+        Ok(logits)
+    })
+}
+
+/// Generates up to `options.max_new_tokens` ids from an encoder-decoder: the encoder reads
+/// `input` once, the decoder starts from the config's `decoder_start_token_id` (not returned)
+/// and reuses its keys and values; `on_token` is called after each generated id.
+///
+/// # Errors
+/// Invalid settings, ids outside the vocabulary, or a tensor that cannot be read back.
+pub fn generate_seq2seq(
+    model: &crate::t5::T5,
+    input: &[u32],
+    options: &GenerateOptions,
+    on_token: impl FnMut(usize),
+) -> Result<Vec<u32>> {
+    options.validate(input.len(), None)?;
+    let vocab = model.config.vocab_size;
+    if input.iter().any(|&id| id as usize >= vocab) {
+        return Err(Error::InvalidSetting("a token id is outside the model's vocabulary"));
+    }
+    let encoder = model.encode(model.embed_ids(input), &ecco_core::CaptureSpec::none()).hidden;
+    let mut state = model.start_decoding(&encoder);
+    decode_loop(vec![model.config.decoder_start_token_id], options, on_token, |feed| Ok(model.decode_step(feed, &mut state)))
+}
+
+/// The generation loop: `step(feed)` runs the tokens not yet seen and gives the last logits.
+fn decode_loop(
+    mut feed: Vec<u32>,
+    options: &GenerateOptions,
+    mut on_token: impl FnMut(usize),
+    mut step: impl FnMut(&[u32]) -> Result<burn::tensor::Tensor<1>>,
+) -> Result<Vec<u32>> {
     let mut rng = options.sampling.as_ref().map(|s| StdRng::seed_from_u64(s.seed));
-    let mut cache = KvCache::default();
-    let mut feed = prompt.to_vec();
     let mut generated = Vec::with_capacity(options.max_new_tokens);
-    for step in 0..options.max_new_tokens {
-        let (logits, next_cache) = model.decode_step(&feed, cache)?;
-        cache = next_cache;
+    for n in 0..options.max_new_tokens {
+        let logits = step(&feed)?;
         let logits: Vec<f32> =
             logits.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
         let id = match (&options.sampling, rng.as_mut()) {
@@ -93,7 +127,7 @@ pub fn generate(
             _ => argmax(&logits),
         };
         generated.push(id);
-        on_token(step + 1);
+        on_token(n + 1);
         if options.eos_token_id == Some(id) {
             break;
         }

@@ -3,7 +3,8 @@
 //! Transformer language models written in [burn](https://burn.dev) with capture hooks, loading
 //! Hugging Face checkpoints (`config.json`, `model.safetensors` or shards, `tokenizer.json`).
 //! Every model implements `ecco_core`'s [`LanguageModel`](ecco_core::LanguageModel); causal
-//! models also [`CausalLm`](ecco_core::CausalLm) for generation with a KV cache.
+//! models also [`CausalLm`](ecco_core::CausalLm) for generation with a KV cache; the
+//! encoder-decoder T5 generates with [`generate_seq2seq`].
 //!
 //! ## Quick start
 //! ```
@@ -33,7 +34,7 @@
 //! | `gpt2` | [`gpt2::Gpt2`] (causal) | `transformer.h.N.mlp.c_proj` input |
 //! | `bert`, `roberta` | [`bert::Bert`] (masked LM or encoder) | `encoder.layer.N.output.dense` input |
 //! | `distilbert` | [`bert::Bert`] (masked LM or encoder) | `transformer.layer.N.ffn.lin2` input |
-//! | `t5` (t5, flan-t5; being added) | encoder-decoder | `…DenseReluDense.wo` input |
+//! | `t5` (t5, flan-t5) | encoder-decoder | `…DenseReluDense.wo` input |
 //!
 //! ## Features
 //! - `flex` (default): burn's pure-Rust CPU backend.
@@ -48,6 +49,7 @@
 //! ## Crate map
 //! - [`gpt2`]: GPT-2 (`GPT2LMHeadModel`), one file per part of the checkpoint.
 //! - [`bert`]: BERT, RoBERTa, DistilBERT (masked LMs and bare encoders such as MiniLM).
+//! - [`t5`]: T5 (`T5ForConditionalGeneration`: T5, T5 v1.1, flan-t5), an encoder-decoder.
 //! - [`loader`]: [`load`] a checkpoint directory into a [`Model`] with its [`Tokenizer`].
 //! - [`generate`](mod@generate): greedy and seeded sampling with a KV cache.
 //! - [`hub`]: [`resolve`] a `--model` name: a directory, the Hugging Face cache, or the Hub.
@@ -69,14 +71,15 @@ pub mod nn;
 #[cfg(feature = "pytorch")]
 pub mod pytorch;
 pub mod readback;
+pub mod t5;
 pub mod tokenizer;
 pub mod weights;
 
 pub use demo::{DEMO_NAME, demo_available, load_demo, load_demo_on};
 pub use device::DeviceKind;
 pub use error::{Error, Result};
-pub use generate::{GenerateOptions, Sampling, generate};
+pub use generate::{GenerateOptions, Sampling, generate, generate_seq2seq};
 pub use hub::{HubSettings, Resolved, resolve};
 pub use loader::{LoadedModel, Model, SUPPORTED_MODEL_TYPES, load, load_named, load_on};
-pub use readback::{capture_pass, stack_tensors, to_f32};
+pub use readback::{capture_pass, capture_pass_seq2seq, stack_tensors, to_f32};
 pub use tokenizer::{Encoding, Tokenizer};

@@ -10,11 +10,12 @@ use crate::device::DeviceKind;
 use crate::error::{Error, Result};
 use crate::bert::{self, Bert, BertConfig};
 use crate::gpt2::{self, Gpt2, Gpt2Config};
+use crate::t5::{self, T5, T5Config};
 use crate::tokenizer::Tokenizer;
 use crate::weights::WeightSource;
 
 /// The `model_type`s this build can load.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2", "bert", "roberta", "distilbert"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2", "bert", "roberta", "distilbert", "t5"];
 
 /// A loaded model of any supported architecture.
 #[derive(Clone, Debug)]
@@ -23,6 +24,8 @@ pub enum Model {
     Gpt2(Box<Gpt2>),
     /// BERT family (BERT, RoBERTa, DistilBERT): masked LMs and bare encoders (boxed).
     Bert(Box<Bert>),
+    /// T5 (`T5ForConditionalGeneration`; T5 v1.1, flan-t5): an encoder-decoder (boxed).
+    T5(Box<T5>),
 }
 
 impl Model {
@@ -31,6 +34,7 @@ impl Model {
         match self {
             Self::Gpt2(m) => m.as_ref(),
             Self::Bert(m) => m.as_ref(),
+            Self::T5(m) => m.as_ref(),
         }
     }
 
@@ -38,14 +42,22 @@ impl Model {
     pub fn as_causal(&self) -> Option<&dyn CausalLm> {
         match self {
             Self::Gpt2(m) => Some(m.as_ref()),
-            Self::Bert(_) => None,
+            Self::Bert(_) | Self::T5(_) => None,
+        }
+    }
+
+    /// The model as an encoder-decoder, if it is one.
+    pub fn as_seq2seq(&self) -> Option<&T5> {
+        match self {
+            Self::T5(m) => Some(m.as_ref()),
+            Self::Gpt2(_) | Self::Bert(_) => None,
         }
     }
 
     /// Whether the model has an LM head (a bare encoder such as MiniLM's `BertModel` has none).
     pub fn has_lm_head(&self) -> bool {
         match self {
-            Self::Gpt2(_) => true,
+            Self::Gpt2(_) | Self::T5(_) => true,
             Self::Bert(m) => m.mlm_head.is_some(),
         }
     }
@@ -55,6 +67,7 @@ impl Model {
         match self {
             Self::Gpt2(m) => m.config.eos_token_id,
             Self::Bert(_) => None,
+            Self::T5(m) => m.config.eos_token_id,
         }
     }
 }
@@ -159,6 +172,9 @@ pub(crate) fn build(
             "bert" | "roberta" | "distilbert" => BertConfig::from_json(config_text, &config_path)
                 .and_then(|config| bert::weights::load_from(weights()?, config, &short_name, device))
                 .map(|m| Model::Bert(Box::new(m))),
+            "t5" => T5Config::from_json(config_text, &config_path)
+                .and_then(|config| t5::weights::load_from(weights()?, config, &short_name, device))
+                .map(|m| Model::T5(Box::new(m))),
             other => Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },
                 supported: SUPPORTED_MODEL_TYPES.join(", "),

@@ -53,11 +53,40 @@ pub fn capture_pass(
     ids: &[u32],
     capture: &ecco_core::CaptureSpec,
 ) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
+    run_capture(model, ids, None, capture)
+}
+
+/// As [`capture_pass`] for an encoder-decoder: the encoder reads `encoder_ids`, the decoder
+/// `decoder_ids` (its start token first); adds `attention.cross` when attention is asked for.
+///
+/// # Errors
+/// As [`capture_pass`], and an empty decoder input.
+pub fn capture_pass_seq2seq(
+    model: &dyn ecco_core::LanguageModel,
+    encoder_ids: &[u32],
+    decoder_ids: &[u32],
+    capture: &ecco_core::CaptureSpec,
+) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
+    if decoder_ids.is_empty() {
+        return Err(ecco_core::Error::MissingInput("the decoder input is empty").into());
+    }
+    run_capture(model, encoder_ids, Some(decoder_ids), capture)
+}
+
+fn run_capture(
+    model: &dyn ecco_core::LanguageModel,
+    ids: &[u32],
+    decoder_ids: Option<&[u32]>,
+    capture: &ecco_core::CaptureSpec,
+) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
     use burn::tensor::{Int, TensorData};
     let capture = capture.clone().with_logits(ecco_core::Logits::Skip);
-    let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), model.device());
-    let output = model.forward(ecco_core::ModelInputs::new(model.embed(ids)), &capture)?;
+    let embed = |ids: &[u32]| {
+        let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        model.embed(Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), model.device()))
+    };
+    let inputs = ecco_core::ModelInputs { embeds: embed(ids), decoder_embeds: decoder_ids.map(embed) };
+    let output = model.forward(inputs, &capture)?;
     let mut tensors = BTreeMap::new();
     let mut layers = Vec::new();
     for (stack, captures) in [("encoder", output.encoder), ("decoder", output.decoder)] {

@@ -88,4 +88,13 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, false).map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
     }
+
+    /// Decodes `ids` to text, special tokens (`<pad>`, `</s>`, ...) skipped, as
+    /// `tokenizer.decode(ids, skip_special_tokens=True)` does.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`].
+    pub fn decode_skip_special(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{AllocationProperty, Bytes, DType, Device, Tensor, TensorData};
 use ecco_core::{F32Tensor, SafetensorsReader};
 use serde::Deserialize;
 
@@ -49,8 +49,23 @@ impl Reader {
         }
     }
 
+    /// `name`'s bytes shared with the mapped file (no copy), when they can be used as f32 as
+    /// they are: an F32 safetensors tensor, 4-byte aligned, on a little-endian host. `None`
+    /// otherwise (other dtypes, `pytorch_model.bin` tensors): read them with `read_f32`.
+    fn shared_f32(&self, name: &str) -> Result<Option<Bytes>> {
+        match self {
+            Self::Safetensors(r) => {
+                let (entry, bytes) = r.shared_bytes(name)?;
+                let usable = entry.dtype == "F32" && cfg!(target_endian = "little") && bytes.as_ptr().align_offset(4) == 0;
+                Ok(usable.then(|| Bytes::from_shared(bytes, AllocationProperty::File)))
+            }
+            #[cfg(feature = "pytorch")]
+            Self::Pytorch(_) => Ok(None),
+        }
+    }
+
     /// Reads `name` as f32.
-    fn read_f32(&mut self, name: &str) -> Result<F32Tensor> {
+    fn read_f32(&self, name: &str) -> Result<F32Tensor> {
         match self {
             Self::Safetensors(r) => Ok(r.read_f32(name)?),
             #[cfg(feature = "pytorch")]
@@ -182,10 +197,18 @@ impl WeightSource {
 
     /// Reads `name` into a burn tensor of rank `D` on `device` (F16 and BF16 widened to f32).
     ///
+    /// An F32 safetensors tensor stored 4-byte aligned on a little-endian host is not copied:
+    /// the tensor shares the mapped file's pages (burn copies them only if they are ever
+    /// written to). Other dtypes and `pytorch_model.bin` tensors are read into a fresh buffer.
+    ///
     /// # Errors
     /// As [`WeightSource::take_f32`].
     pub fn take<const D: usize>(&mut self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>> {
-        let t = self.take_f32(name, &shape)?;
+        let (i, full) = self.locate(name, &shape)?;
+        if let Some(shared) = self.readers[i].shared_f32(&full)? {
+            return Ok(Tensor::from_data(TensorData::from_bytes(shared, shape, DType::F32), device));
+        }
+        let t = self.readers[i].read_f32(&full)?;
         Ok(Tensor::from_data(TensorData::new(t.data, shape), device))
     }
 

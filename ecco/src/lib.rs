@@ -57,7 +57,7 @@
 //! | `bert` | masked LM or bare encoder | `bert-base-uncased`, `bert-base-cased`, `sentence-transformers/all-MiniLM-L6-v2` | `encoder.layer.N.output.dense` input |
 //! | `roberta` | masked LM | `roberta-base`, `distilroberta-base` | `encoder.layer.N.output.dense` input |
 //! | `distilbert` | masked LM | `distilbert-base-uncased`, `distilbert-base-cased` | `transformer.layer.N.ffn.lin2` input |
-//! | `t5` | encoder-decoder (t5, flan-t5; being added) | `t5-small`, `t5-base`, `google/flan-t5-small`, `google/flan-t5-base` | `…block.N.layer.M.DenseReluDense.wo` input |
+//! | `t5` | encoder-decoder (t5, flan-t5) | `t5-small`, `t5-base`, `google/flan-t5-small`, `google/flan-t5-base` | `…block.N.layer.M.DenseReluDense.wo` input |
 //!
 //! A custom checkpoint of a supported architecture (your fine-tune, a model trained from
 //! scratch) is a directory with `config.json` (with its `model_type` and the usual sizes:

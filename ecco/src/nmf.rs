@@ -2,7 +2,7 @@
 //! each factor's top neurons.
 
 use anyhow::{Result, bail};
-use ecco_core::{ModelKind, TraceBundle};
+use ecco_core::{F32Tensor, ModelKind, TraceBundle};
 use ecco_factor::{Nmf, activation_matrix};
 use ecco_viz::NeuronLoading;
 
@@ -68,6 +68,39 @@ pub struct NmfOutcome {
     pub clamped_from: Option<usize>,
 }
 
+/// The FFN activations the NMF and neuron views read, and their name: the encoder's (masked
+/// LMs), the decoder's (causal LMs), or for an encoder-decoder both joined along the positions,
+/// encoder first, as Ecco 0.1.2 merges them (so that positions follow the trace's tokens; the
+/// layers both stacks hold), named `activations.encoder+decoder`.
+pub fn stack_activations(bundle: &TraceBundle) -> Option<(String, F32Tensor)> {
+    let get = |stack: &str| bundle.tensors.get(&format!("activations.{stack}")).map(|t| (format!("activations.{stack}"), t.clone()));
+    match bundle.trace.model.model_type {
+        ModelKind::Masked => get("encoder"),
+        ModelKind::Causal => get("decoder"),
+        ModelKind::EncoderDecoder => {
+            let (Some((_, enc)), Some((_, dec))) = (get("encoder"), get("decoder")) else {
+                return get("decoder").or_else(|| get("encoder"));
+            };
+            let ([le, ne, pe], [ld, nd, pd]) = match (&enc.shape[..], &dec.shape[..]) {
+                (&[a, b, c], &[d, e, f]) => ([a, b, c], [d, e, f]),
+                _ => return None,
+            };
+            if ne != nd {
+                return None;
+            }
+            let layers = le.min(ld);
+            let mut data = Vec::with_capacity(layers * ne * (pe + pd));
+            for l in 0..layers {
+                for n in 0..ne {
+                    data.extend_from_slice(&enc.data[(l * ne + n) * pe..(l * ne + n + 1) * pe]);
+                    data.extend_from_slice(&dec.data[(l * nd + n) * pd..(l * nd + n + 1) * pd]);
+                }
+            }
+            Some(("activations.encoder+decoder".to_owned(), F32Tensor { shape: vec![layers, ne, pe + pd], data }))
+        }
+    }
+}
+
 /// Factorises the FFN activations of `bundle` as `opts` say.
 ///
 /// # Errors
@@ -75,11 +108,10 @@ pub struct NmfOutcome {
 pub fn factorise(bundle: &TraceBundle, opts: &NmfOptions) -> Result<NmfOutcome> {
     let args = opts;
     let trace = &bundle.trace;
-    let stack = if trace.model.model_type == ModelKind::Masked { "encoder" } else { "decoder" };
-    let name = format!("activations.{stack}");
-    let Some(acts) = bundle.tensors.get(&name) else {
+    let Some((name, acts)) = stack_activations(bundle) else {
         bail!("the trace has no FFN activations: capture them with `activations: true` (`--activations`)");
     };
+    let acts = &acts;
     let [n_stored, neurons, positions] = match acts.shape[..] {
         [a, b, c] => [a, b, c],
         _ => bail!("{name} has shape {:?}, expected [layers, neurons, positions]", acts.shape),

@@ -62,7 +62,8 @@ impl Default for GenerateOptions {
 }
 
 /// Options of [`Lm::forward`](crate::Lm::forward): one pass over a text, Ecco's `lm(inputs)`;
-/// on a masked LM, the predictions at each mask token and their attributions.
+/// on a masked LM, the predictions at each mask token and their attributions; on an
+/// encoder-decoder, the decoder's input ([`decoder_text`](Self::decoder_text)).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ForwardOptions {
     /// Masked LMs: attribution methods for the top prediction at each mask token (not
@@ -84,6 +85,9 @@ pub struct ForwardOptions {
     pub attention: bool,
     /// Masked LMs: predictions kept per mask token.
     pub mask_topk: usize,
+    /// Encoder-decoders (T5): the decoder's input after its start token (`None`: the start
+    /// token alone, the first step of generation); tokenised without special tokens.
+    pub decoder_text: Option<String>,
     /// Progress bars on stderr (shown only on a terminal).
     pub progress: bool,
 }
@@ -100,6 +104,7 @@ impl Default for ForwardOptions {
             hidden_states: true,
             attention: false,
             mask_topk: 10,
+            decoder_text: None,
             progress: true,
         }
     }

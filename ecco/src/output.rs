@@ -82,7 +82,8 @@ impl Output {
     }
 
     /// The whole bundle: the trace and the captured tensors (`hidden_states.decoder`,
-    /// `activations.decoder`, `attention.decoder`).
+    /// `activations.decoder`, `attention.decoder`; `….encoder` for a masked LM; both and
+    /// `attention.cross` for an encoder-decoder).
     pub fn bundle(&self) -> &TraceBundle {
         &self.bundle
     }
@@ -92,13 +93,20 @@ impl Output {
         &self.bundle.trace.tokens
     }
 
-    /// The generated tokens (raw).
+    /// The generated tokens (raw; an encoder-decoder's after the decoder's start token).
     pub fn generated_tokens(&self) -> &[String] {
         let t = &self.bundle.trace;
-        &t.tokens[t.n_input_tokens.min(t.tokens.len())..]
+        &t.tokens[first_generated(t).min(t.tokens.len())..]
     }
 
-    /// The decoded text of the whole sequence.
+    /// The generated token ids (an encoder-decoder's after the decoder's start token).
+    pub fn generated_ids(&self) -> &[u32] {
+        let t = &self.bundle.trace;
+        &t.token_ids[first_generated(t).min(t.token_ids.len())..]
+    }
+
+    /// The decoded text of the whole sequence; an encoder-decoder's: the generated text alone
+    /// (special tokens skipped, as `tokenizer.decode(generated, skip_special_tokens=True)`).
     pub fn output_text(&self) -> &str {
         &self.bundle.trace.output_text
     }
@@ -138,7 +146,8 @@ impl Output {
         }
     }
 
-    /// `encoder` for a masked LM's tensors, else `decoder`.
+    /// The stack whose hidden states the lens reads: `encoder` for a masked LM, else
+    /// `decoder` (an encoder-decoder's lens reads its decoder).
     fn stack(&self) -> &'static str {
         if self.is_masked() { "encoder" } else { "decoder" }
     }
@@ -149,7 +158,8 @@ impl Output {
 
     /// Ecco's `layer_predictions`: per layer (or only `layer`), the `topk` tokens its hidden
     /// state predicts for `position` (a causal LM predicts position P from the hidden state at
-    /// P-1; a masked LM predicts a mask token from its own).
+    /// P-1; a masked LM predicts a mask token from its own; an encoder-decoder's lens reads the
+    /// decoder, `position` counting encoder + decoder tokens).
     ///
     /// # Errors
     /// No model or hidden states, a position or layer out of range, `topk` of 0.
@@ -163,6 +173,7 @@ impl Output {
         Ok(if self.is_masked() {
             ecco_attrib::layer_predictions_at(lm, hidden, position, topk, layer, lens, token)?
         } else {
+            let position = decoder_position(&self.bundle.trace, position)?;
             ecco_attrib::layer_predictions(lm, hidden, position, topk, layer, lens, token)?
         })
     }
@@ -178,8 +189,8 @@ impl Output {
             bail!("rankings ranks generated tokens; a masked LM generates none: use `rankings-watch` or `layer-predictions` at the mask position");
         }
         let (model, hidden) = self.lens_input()?;
-        let t = &self.bundle.trace;
-        Ok(ecco_attrib::rankings(model.model.as_lm(), hidden, &t.token_ids, t.n_input_tokens, lens)?)
+        let (ids, n_input) = lens_sequence(&self.bundle.trace);
+        Ok(ecco_attrib::rankings(model.model.as_lm(), hidden, ids, n_input, lens)?)
     }
 
     /// Ecco's `rankings_watch`: `[layer][watched token]`, the rank each layer gives each of
@@ -193,6 +204,7 @@ impl Output {
         Ok(if self.is_masked() {
             ecco_attrib::rankings_watch_at(lm, hidden, position, watch, lens)?
         } else {
+            let position = decoder_position(&self.bundle.trace, position)?;
             ecco_attrib::rankings_watch(lm, hidden, position, watch, lens)?
         })
     }
@@ -222,5 +234,36 @@ impl Output {
     /// Invalid `options` (a position out of range, unknown neurons), NMF errors.
     pub fn to_html(&self, options: &ReportOptions) -> Result<String> {
         Ok(ecco_viz::render_html(&self.report(options)?)?)
+    }
+}
+
+/// Index of the first generated token: an encoder-decoder's follows the decoder's start token.
+pub(crate) fn first_generated(trace: &Trace) -> usize {
+    trace.n_input_tokens + usize::from(trace.model.model_type == ModelKind::EncoderDecoder)
+}
+
+/// An encoder-decoder trace's position (an index into encoder + decoder tokens) as a position
+/// among the decoder's tokens, whose hidden states the lens reads; other traces' as is.
+pub(crate) fn decoder_position(trace: &Trace, position: usize) -> Result<usize> {
+    if trace.model.model_type != ModelKind::EncoderDecoder {
+        return Ok(position);
+    }
+    let n = trace.n_input_tokens;
+    if position <= n || position >= trace.tokens.len() {
+        bail!(
+            "position {position} is out of range: in an encoder-decoder trace the decoder predicts positions {}..={} (the encoder's tokens are 0..{n}, the decoder's start token {n})",
+            n + 1,
+            trace.tokens.len().saturating_sub(1)
+        );
+    }
+    Ok(position - n)
+}
+
+/// The ids the lens's hidden states cover and how many of them were input: an
+/// encoder-decoder's decoder reads its start token and generates the rest.
+pub(crate) fn lens_sequence(t: &Trace) -> (&[u32], usize) {
+    match t.model.model_type {
+        ModelKind::EncoderDecoder => (t.token_ids.get(t.n_input_tokens..).unwrap_or_default(), 1),
+        _ => (&t.token_ids[..], t.n_input_tokens),
     }
 }

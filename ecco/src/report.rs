@@ -7,7 +7,8 @@ use ecco_core::{ModelKind, TraceBundle};
 use ecco_models::LoadedModel;
 use ecco_viz::{NeuronRef, Report};
 
-use crate::nmf::{NmfOptions, factorise};
+use crate::nmf::{NmfOptions, factorise, stack_activations};
+use crate::output::{decoder_position, lens_sequence};
 use crate::views;
 
 /// What the report shows.
@@ -67,14 +68,15 @@ pub fn build_report(bundle: &TraceBundle, model: Option<&LoadedModel>, options: 
     if let Some(title) = &options.title {
         report.title.clone_from(title);
     }
-    let stack = if trace.model.model_type == ModelKind::Masked { "encoder" } else { "decoder" };
+    // An encoder-decoder's encoder attention: its positions are the first of the trace's tokens.
+    let stack = if trace.model.model_type == ModelKind::Causal { "decoder" } else { "encoder" };
 
     if let Some(att) = bundle.tensors.get(&format!("attention.{stack}")) {
         report.attention = Some(ecco_viz::attention_view(&format!("attention.{stack}"), att, options.attention_topk)?);
     }
-    let acts_name = format!("activations.{stack}");
-    match bundle.tensors.get(&acts_name) {
-        Some(acts) => {
+    match stack_activations(bundle) {
+        Some((acts_name, acts)) => {
+            let acts = &acts;
             let stored = trace.activation_layers.clone().unwrap_or_else(|| (0..acts.shape.first().copied().unwrap_or(0)).collect());
             report.neurons = Some(ecco_viz::neurons_view(&acts_name, acts, &stored, options.neurons.as_deref(), 8)?);
             if options.components > 0 {
@@ -103,31 +105,37 @@ fn lens_views(report: &mut Report, bundle: &TraceBundle, model: &LoadedModel, op
     };
     let lm = model.model.as_lm();
     // A masked LM predicts a mask token from that token's own hidden state (default: the
-    // first mask); a causal LM predicts position P from the hidden state at P-1.
+    // first mask); a causal LM predicts position P from the hidden state at P-1 (default: the
+    // first generated token); an encoder-decoder's decoder likewise, after its start token.
     let first_mask = trace.masked_predictions.as_ref().and_then(|m| m.first()).map(|m| m.position);
     let position = match (options.position, first_mask) {
         (Some(p), _) => p,
         (None, Some(mask)) if masked => mask,
+        (None, _) if trace.model.model_type == ModelKind::EncoderDecoder => trace.n_input_tokens + 1,
         (None, _) => trace.n_input_tokens.clamp(1, trace.tokens.len().saturating_sub(1).max(1)),
     };
+    // An encoder-decoder's lens reads the decoder: positions among the decoder's tokens.
+    let lens_position = decoder_position(trace, position)?;
     let (lens, tok) = (options.lens, &model.tokenizer);
     let token = &|id| tok.token(id);
     let preds = if masked {
         ecco_attrib::layer_predictions_at(lm, hidden, position, options.topk, None, lens, token)
     } else {
-        ecco_attrib::layer_predictions(lm, hidden, position, options.topk, None, lens, token)
+        ecco_attrib::layer_predictions(lm, hidden, lens_position, options.topk, None, lens, token)
     }
     .with_context(|| format!("--position {position}"))?;
     report.layer_predictions = Some(views::predictions_view(trace, &preds, position, lens, None));
-    if trace.n_generated() > 0 && trace.model.model_type == ModelKind::Causal {
-        let ranks = ecco_attrib::rankings(lm, hidden, &trace.token_ids, trace.n_input_tokens, lens)?;
+    let generates = matches!(trace.model.model_type, ModelKind::Causal | ModelKind::EncoderDecoder);
+    let (ids, n_input) = lens_sequence(trace);
+    if generates && ids.len() > n_input {
+        let ranks = ecco_attrib::rankings(lm, hidden, ids, n_input, lens)?;
         report.rankings = Some(views::rankings_view(trace, ranks, lens));
     }
     if let Some(watch) = &options.watch {
         let ranks = if masked {
             ecco_attrib::rankings_watch_at(lm, hidden, position, watch, lens)?
         } else {
-            ecco_attrib::rankings_watch(lm, hidden, position, watch, lens)?
+            ecco_attrib::rankings_watch(lm, hidden, lens_position, watch, lens)?
         };
         let raw: Vec<String> = watch.iter().map(|&id| tok.token(id)).collect();
         report.rankings_watch = Some(views::watch_view(trace, ranks, lens, position, watch, &raw));

@@ -52,7 +52,8 @@ pub fn predictions_view(trace: &Trace, preds: &[Vec<LayerPrediction>], position:
 
 /// The rankings view of `[layers][generated]` ranks.
 pub fn rankings_view(trace: &Trace, ranks: Vec<Vec<usize>>, lens: Lens) -> RankingsView {
-    let first = trace.n_input_tokens;
+    // An encoder-decoder's first generated token follows the decoder's start token.
+    let first = crate::output::first_generated(trace);
     let tokens = ecco_viz::TokensView::from_trace(trace);
     RankingsView {
         lens: lens_name(lens),

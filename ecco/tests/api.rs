@@ -1,6 +1,6 @@
 //! The `ecco` API on the embedded demo model, checked against what `transformers` computed on
 //! the same weights (`fixtures/demo/reference.json`, written by `scripts/demo/train_demo.py`),
-//! and its errors on bad input.
+//! on T5 against `fixtures/t5-relu/reference.json`, and its errors on bad input.
 
 use std::path::PathBuf;
 
@@ -164,5 +164,82 @@ fn bad_input_gives_one_line_errors() -> Result<()> {
     // The lens refuses a model that did not make the trace.
     let other = ecco::from_pretrained(&fixture("gpt2-bpe").display().to_string(), &LoadOptions::default())?;
     one_line_with(full.clone().with_model(&other).rankings(Lens::Normed), "different model")?;
+    Ok(())
+}
+
+/// `fixtures/t5-relu/reference.json` (written by `scripts/fixtures/t5.py`): the part the API
+/// checks.
+#[derive(Debug, Deserialize)]
+struct T5Reference {
+    text: String,
+    input_ids: Vec<u32>,
+    tokens: Vec<String>,
+    decoder_start_token_id: u32,
+    generated_ids: Vec<u32>,
+    generated_tokens: Vec<String>,
+    generated_texts: Vec<String>,
+    attributions: std::collections::BTreeMap<String, Vec<Vec<f32>>>,
+}
+
+#[test]
+fn t5_generates_as_transformers_does() -> Result<()> {
+    let dir = fixture("t5-relu");
+    let text = std::fs::read_to_string(dir.join("reference.json"))?;
+    let r: T5Reference = serde_json::from_str(&text)?;
+    let lm = ecco::from_pretrained(&dir.display().to_string(), &LoadOptions { progress: false, ..Default::default() })?;
+    ensure!(!lm.is_causal());
+    let n_new = r.generated_ids.len();
+    let options = GenerateOptions { attribution: vec![Method::GradXInput], activations: true, attention: true, ..quiet(n_new) };
+    let output = lm.generate(&r.text, &options)?;
+    let t = output.trace();
+    // The encoder's tokens (with `</s>`), then the decoder's: its start token and the greedy ids.
+    ensure!(t.n_input_tokens == r.input_ids.len() && t.token_ids[..t.n_input_tokens] == r.input_ids[..], "{:?}", t.token_ids);
+    ensure!(output.tokens()[..t.n_input_tokens] == r.tokens[..]);
+    ensure!(t.token_ids[t.n_input_tokens] == r.decoder_start_token_id);
+    ensure!(output.generated_ids() == r.generated_ids.as_slice(), "{:?} vs {:?}", output.generated_ids(), r.generated_ids);
+    ensure!(output.generated_tokens() == r.generated_tokens.as_slice(), "{:?}", output.generated_tokens());
+    ensure!(output.output_text() == r.generated_texts[n_new - 1], "{:?} vs {:?}", output.output_text(), r.generated_texts[n_new - 1]);
+    // Ecco's encoder-decoder attributions: the encoder's tokens then the decoder prefix.
+    let ours = output.primary_attributions(Method::GradXInput)?;
+    let theirs = r.attributions.get("grad_x_input").context("grad_x_input")?;
+    ensure!(ours.len() == n_new);
+    for (k, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        ensure!(a.len() == r.input_ids.len() + k + 1 && a.len() == b.len(), "[{k}]: {} values", a.len());
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        ensure!(worst < 1e-4, "[{k}]: off by {worst}");
+    }
+    for name in ["activations.encoder", "activations.decoder", "attention.cross", "hidden_states.decoder"] {
+        ensure!(output.bundle().tensors.contains_key(name), "no {name}");
+    }
+    // The lens reads the decoder: at the last layer every greedy token ranks first, and the
+    // prediction for the first generated position is the first greedy token.
+    let layers = lm.info().n_layers;
+    let ranks = output.rankings(Lens::Normed)?;
+    ensure!(ranks.len() == layers && ranks[layers - 1] == vec![1; n_new], "{ranks:?}");
+    let first = t.n_input_tokens + 1;
+    let preds = output.layer_predictions(first, 1, None, Lens::Normed)?;
+    ensure!(preds[layers - 1][0].token_id == r.generated_ids[0], "{preds:?}");
+    let watch = output.rankings_watch(&[r.generated_ids[0]], first, Lens::Normed)?;
+    ensure!(watch[layers - 1] == [1], "{watch:?}");
+    one_line_with(output.layer_predictions(2, 1, None, Lens::Normed), "position 2")?;
+    // NMF joins the encoder's and decoder's activations along the positions (as Ecco).
+    let nmf = output.run_nmf(&NmfOptions { components: 2, progress: false, ..Default::default() })?;
+    ensure!(nmf.positions == t.n_input_tokens + n_new && nmf.components[0].len() == nmf.positions, "{nmf:?}");
+    let report = output.report(&ReportOptions { components: 2, progress: false, ..Default::default() })?;
+    ensure!(report.rankings.is_some() && report.layer_predictions.is_some() && report.nmf.is_some() && report.attention.is_some());
+    ensure!(output.to_html(&ReportOptions { components: 0, progress: false, ..Default::default() })?.starts_with("<!DOCTYPE html>"));
+
+    // `forward`: the encoder reads the text, the decoder its start token and `decoder_text`.
+    let first_piece = r.generated_tokens[0].trim_start_matches('▁');
+    let options = ForwardOptions { decoder_text: Some(first_piece.to_owned()), progress: false, ..Default::default() };
+    let fwd = lm.forward(&r.text, &options)?;
+    let mut expected = r.input_ids.clone();
+    expected.extend([r.decoder_start_token_id, r.generated_ids[0]]);
+    ensure!(fwd.trace().token_ids == expected && fwd.output_text() == r.generated_texts[0], "{:?}", fwd.trace().token_ids);
+
+    // What an encoder-decoder does not support.
+    one_line_with(lm.generate(&r.text, &GenerateOptions { attribution: vec![Method::Occlusion], ..quiet(1) }), "occlusion")?;
+    one_line_with(lm.forward(&r.text, &ForwardOptions { attribution: vec![Method::GradXInput], progress: false, ..Default::default() }), "generate")?;
+    one_line_with(ecco::demo()?.forward("hi", &ForwardOptions { decoder_text: Some("x".into()), ..Default::default() }), "decoder_text")?;
     Ok(())
 }

@@ -1,0 +1,253 @@
+//! The T5 model: shared embeddings, the encoder and decoder stacks, the LM head; incremental
+//! decoding for generation; the core trait.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInfo, ModelInputs, ModelOutput, StackCaptures};
+
+use crate::t5::attention::position_bias;
+use crate::t5::block::{Block, BlockInputs};
+use crate::t5::config::T5Config;
+use crate::t5::norm::RmsNorm;
+
+/// Masked scores get this instead of `-inf`, so that gradients stay finite.
+const MASKED: f32 = -1e9;
+
+/// One stack (`encoder` or `decoder`).
+#[derive(Clone, Debug)]
+pub struct Stack {
+    /// `block.{i}`, in order.
+    pub block: Vec<Block>,
+    /// `block.0.layer.0.SelfAttention.relative_attention_bias`, `[num_buckets, heads]`, shared by
+    /// every block of the stack.
+    pub relative_attention_bias: Tensor<2>,
+    /// `final_layer_norm`.
+    pub final_layer_norm: RmsNorm,
+    /// Decoder: causal self-attention with one-directional buckets, and cross-attention.
+    pub is_decoder: bool,
+    /// `relative_attention_max_distance`.
+    pub max_distance: usize,
+}
+
+/// What a stack returns.
+#[derive(Debug)]
+pub struct StackOutput {
+    /// The last block's output after `final_layer_norm`, `[batch, seq, d_model]`.
+    pub hidden: Tensor<3>,
+    /// What was recorded.
+    pub captures: StackCaptures,
+    /// Cross-attention weights per block (decoder).
+    pub cross_attention: Vec<Tensor<4>>,
+    /// Self-attention keys and values per block (decoder, when asked for).
+    pub kv: Vec<(Tensor<4>, Tensor<4>)>,
+}
+
+/// The decoder's state between generation steps: the encoder output's cross-attention keys and
+/// values (computed once) and the self-attention keys and values seen so far.
+#[derive(Debug)]
+pub struct DecoderState {
+    /// Per decoder block, the encoder output's keys and values.
+    pub cross_kv: Vec<(Tensor<4>, Tensor<4>)>,
+    /// Per decoder block, the self-attention keys and values so far (empty before the first step).
+    pub self_kv: Vec<(Tensor<4>, Tensor<4>)>,
+}
+
+impl DecoderState {
+    /// Number of decoder positions already cached.
+    pub fn len(&self) -> usize {
+        self.self_kv.first().map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether no decoder position is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Stack {
+    /// Runs the stack on `x` (token embeddings), after `past` cached positions.
+    ///
+    /// `cross_kv` (decoder) holds each block's keys and values of the encoder output.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        past: Option<Vec<(Tensor<4>, Tensor<4>)>>,
+        cross_kv: Option<&[(Tensor<4>, Tensor<4>)]>,
+        capture: &CaptureSpec,
+        keep_kv: bool,
+    ) -> StackOutput {
+        let [_, seq, _] = x.dims();
+        let past_len = past.as_ref().and_then(|p| p.first()).map_or(0, |(k, _)| k.dims()[2]);
+        let keys = past_len + seq;
+        let max_distance = self.max_distance;
+        let mut bias = position_bias(&self.relative_attention_bias, seq, keys, past_len, !self.is_decoder, max_distance);
+        if self.is_decoder && seq > 1 {
+            bias = bias + causal_mask(seq, past_len, &x.device());
+        }
+        let mut past = past.map(Vec::into_iter);
+        let mut captures = StackCaptures::default();
+        let mut cross_attention = Vec::new();
+        let mut kv = Vec::new();
+        if capture.hidden_states {
+            captures.hidden_states.push(x.clone());
+        }
+        let n = self.block.len();
+        let mut x = x;
+        for (i, block) in self.block.iter().enumerate() {
+            let inputs = BlockInputs {
+                past: past.as_mut().and_then(Iterator::next),
+                bias: &bias,
+                cross_kv: cross_kv.and_then(|c| c.get(i)).cloned(),
+                want_attention: capture.attention,
+                want_activations: capture.wants_activations(i),
+            };
+            let out = block.forward(x, inputs);
+            x = out.hidden;
+            if let Some(a) = out.activations {
+                captures.activations.push((i, a));
+            }
+            if let Some(w) = out.attention {
+                captures.attention.push(w);
+            }
+            if let Some(w) = out.cross_attention {
+                cross_attention.push(w);
+            }
+            if keep_kv {
+                kv.push(out.kv);
+            }
+            // Hugging Face records the last block's output after the final norm instead.
+            if capture.hidden_states && i + 1 < n {
+                captures.hidden_states.push(x.clone());
+            }
+        }
+        let hidden = self.final_layer_norm.forward(x);
+        if capture.hidden_states {
+            captures.hidden_states.push(hidden.clone());
+        }
+        StackOutput { hidden, captures, cross_attention, kv }
+    }
+}
+
+/// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
+fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
+    let keys = past + seq;
+    let data: Vec<f32> =
+        (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
+    Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
+}
+
+/// T5 (`T5ForConditionalGeneration`), its weights on one device.
+#[derive(Clone, Debug)]
+pub struct T5 {
+    /// `shared.weight`, `[vocab, d_model]`: both stacks' token embeddings (and the tied head).
+    pub shared: Tensor<2>,
+    /// The encoder stack.
+    pub encoder: Stack,
+    /// The decoder stack.
+    pub decoder: Stack,
+    /// An untied LM head `lm_head.weight`, `[vocab, d_model]`; `None` when tied to `shared`.
+    pub lm_head: Option<Tensor<2>>,
+    /// The configuration.
+    pub config: T5Config,
+    /// Static facts for the trait (`n_layers` counts the decoder's blocks).
+    pub info: ModelInfo,
+    /// Where the weights live.
+    pub device: Device,
+}
+
+impl T5 {
+    /// Token embeddings of `ids`, `[1, len, d_model]`.
+    pub fn embed_ids(&self, ids: &[u32]) -> Tensor<3> {
+        let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &self.device);
+        burn::tensor::module::embedding(self.shared.clone(), ids)
+    }
+
+    /// The encoder over token embeddings `[batch, seq, d_model]`.
+    pub fn encode(&self, embeds: Tensor<3>, capture: &CaptureSpec) -> StackOutput {
+        self.encoder.forward(embeds, None, None, capture, false)
+    }
+
+    /// Per decoder block, the keys and values of the encoder output `[batch, seq, d_model]`.
+    pub fn cross_keys_values(&self, encoder_hidden: &Tensor<3>) -> Vec<(Tensor<4>, Tensor<4>)> {
+        self.decoder
+            .block
+            .iter()
+            .filter_map(|b| b.cross.as_ref().map(|c| c.attention.keys_values(encoder_hidden.clone())))
+            .collect()
+    }
+
+    /// The decoder's state before the first generation step, from the encoder output.
+    pub fn start_decoding(&self, encoder_hidden: &Tensor<3>) -> DecoderState {
+        DecoderState { cross_kv: self.cross_keys_values(encoder_hidden), self_kv: Vec::new() }
+    }
+
+    /// Feeds `ids` (decoder tokens not yet cached) to the decoder; returns the last position's
+    /// logits, `[vocab]`, and extends the cache in `state`.
+    pub fn decode_step(&self, ids: &[u32], state: &mut DecoderState) -> Tensor<1> {
+        let embeds = self.embed_ids(ids);
+        let past = (!state.self_kv.is_empty()).then(|| std::mem::take(&mut state.self_kv));
+        let capture = CaptureSpec::none();
+        let out = self.decoder.forward(embeds, past, Some(&state.cross_kv), &capture, true);
+        state.self_kv = out.kv;
+        let [batch, seq, d] = out.hidden.dims();
+        let last = out.hidden.slice([0..batch, seq - 1..seq, 0..d]);
+        let vocab = self.info.vocab_size;
+        self.project(last).reshape([vocab])
+    }
+
+    /// The LM head on the decoder's normed output: rescaled by `d_model^-0.5` first when the
+    /// config says so (tied original T5), then `shared.weight` or `lm_head.weight`.
+    pub fn project(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, d] = x.dims();
+        let x = if self.config.rescale_output { x * (self.config.d_model as f64).powf(-0.5) } else { x };
+        let head = self.lm_head.as_ref().unwrap_or(&self.shared);
+        let vocab = head.dims()[0];
+        crate::nn::matmul_few_rows(x.reshape([batch * seq, d]), head, true).reshape([batch, seq, vocab])
+    }
+}
+
+impl LanguageModel for T5 {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        burn::tensor::module::embedding(self.shared.clone(), ids)
+    }
+
+    /// Encoder over `inputs.embeds`, decoder over `inputs.decoder_embeds` (required).
+    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> ecco_core::Result<ModelOutput> {
+        let Some(decoder_embeds) = inputs.decoder_embeds else {
+            return Err(ecco_core::Error::MissingInput("an encoder-decoder model needs decoder inputs"));
+        };
+        let spec = capture.clone().with_logits(Logits::Skip);
+        let enc = self.encode(inputs.embeds, &spec);
+        let cross_kv = self.cross_keys_values(&enc.hidden);
+        let dec = self.decoder.forward(decoder_embeds, None, Some(&cross_kv), &spec, false);
+        let [batch, seq, d] = dec.hidden.dims();
+        let logits = match capture.logits {
+            Logits::All => Some(self.project(dec.hidden.clone())),
+            Logits::Last => Some(self.project(dec.hidden.clone().slice([0..batch, seq - 1..seq, 0..d]))),
+            Logits::Skip => None,
+        };
+        Ok(ModelOutput {
+            logits,
+            last_hidden: dec.hidden,
+            encoder: Some(enc.captures),
+            decoder: Some(dec.captures),
+            cross_attention: dec.cross_attention,
+        })
+    }
+
+    fn final_norm(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.decoder.final_layer_norm.forward(hidden)
+    }
+
+    fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>> {
+        Some(self.project(hidden))
+    }
+}
