@@ -1,16 +1,17 @@
 //! Arguments shared by several subcommands.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use ecco_core::LayerSelection;
-use ecco_models::{DeviceKind, LoadedModel};
+use ecco::Lm;
+use ecco_models::DeviceKind;
 
 /// Which model to load and where.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// A checkpoint directory (config.json, model.safetensors, tokenizer.json) or a Hugging Face
-    /// Hub id (`distilgpt2`, `org/name`), found in the Hugging Face cache or downloaded. Without
-    /// it, the demo model built into `ecco` is used.
+    /// A checkpoint directory (config.json, model.safetensors or pytorch_model.bin,
+    /// tokenizer.json) or a Hugging Face Hub id (`distilgpt2`, `org/name`), found in the Hugging
+    /// Face cache or downloaded. Without it, the demo model built into `ecco` is used.
     #[arg(long, value_name = "DIR|ID")]
     pub model: Option<String>,
     /// Where to run: flex (CPU), wgpu or cuda.
@@ -20,19 +21,11 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// Loads the model (the embedded demo model when `--model` is absent) with a spinner.
-    pub fn load(&self) -> Result<LoadedModel> {
-        let Some(name) = &self.model else {
-            return ecco_models::load_demo(self.device).context("cannot load the demo model");
-        };
-        // Resolve first: a download draws its own progress bar.
-        let resolved = ecco_models::resolve(name, &ecco_models::HubSettings::from_env())
-            .with_context(|| format!("cannot load model {name}"))?;
-        let spinner = crate::progress::spinner("loading");
-        let loaded = ecco_models::load(&resolved.dir, self.device);
-        spinner.finish_and_clear();
-        let mut loaded = loaded.with_context(|| format!("cannot load model {name}"))?;
-        loaded.name = resolved.name;
-        Ok(loaded)
+    pub fn load(&self) -> Result<Lm> {
+        match &self.model {
+            None => ecco::demo_on(self.device),
+            Some(name) => ecco::from_pretrained(name, &ecco::LoadOptions { device: self.device, ..Default::default() }),
+        }
     }
 }
 
@@ -54,17 +47,6 @@ pub struct CaptureArgs {
 }
 
 impl CaptureArgs {
-    /// The capture hooks' switches these flags ask for, with `layers` already checked.
-    pub fn spec(&self, layers: LayerSelection) -> ecco_core::CaptureSpec {
-        ecco_core::CaptureSpec {
-            hidden_states: self.hidden_states,
-            activations: self.activations,
-            attention: self.attention,
-            layers,
-            ..ecco_core::CaptureSpec::none()
-        }
-    }
-
     /// The layer selection, refusing `--layers` without `--activations`.
     pub fn layer_selection(&self) -> Result<LayerSelection> {
         match &self.layers {

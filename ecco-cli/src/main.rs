@@ -1,7 +1,9 @@
 //! The `ecco` command: explains what a Transformer language model is doing.
 //!
 //! See `ecco --help` and the project README; the command line and the trace bundle follow
-//! `shared/spec/cli-and-trace.md`.
+//! `shared/spec/cli-and-trace.md`. Every subcommand is a thin layer over the `ecco` library
+//! (`ecco::from_pretrained`, `Lm::generate`, `Output`'s analyses): the flags become its
+//! option structs, and the results are printed or written.
 
 /// `println!` that returns an error instead of panicking when stdout is closed early
 /// (`ecco nmf … --json | head`); `main` treats that error as success.
@@ -14,12 +16,10 @@ macro_rules! outln {
 
 mod args;
 mod lens_cmd;
-mod masked_cmd;
 mod nmf_cmd;
-mod progress;
 mod report_cmd;
 mod trace_cmd;
-mod views;
+mod write;
 
 use std::process::ExitCode;
 

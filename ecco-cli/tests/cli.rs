@@ -249,3 +249,39 @@ fn a_reader_that_stops_early_is_not_an_error() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn progress_bars_draw_on_a_terminal_and_stay_quiet_when_piped() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("trace");
+    let gen_args = |out: &Path| -> Vec<String> {
+        ["generate", "--prompt", "The capital of France is", "--max-new-tokens", "6", "--attribution", "ig", "--ig-steps", "64", "--activations", "--out"]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .chain([s(out).to_owned()])
+            .collect()
+    };
+    // Piped (as here): long work writes nothing on stderr.
+    let args = gen_args(&out);
+    let piped = ecco(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    ensure!(piped.status.success() && piped.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&piped.stderr));
+    let nmf = ecco(&["nmf", "--trace", s(&out), "--components", "3"])?;
+    ensure!(nmf.status.success() && nmf.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&nmf.stderr));
+    // On a terminal (a pseudo-terminal from util-linux's `script`, where installed): the
+    // generation and the integrated-gradients bars are drawn.
+    let Ok(script) = Command::new("script").arg("--version").output() else {
+        eprintln!("note: no `script` command: the terminal half of this test is skipped");
+        return Ok(());
+    };
+    ensure!(script.status.success());
+    let line = std::iter::once(env!("CARGO_BIN_EXE_ecco").to_owned())
+        .chain(gen_args(&tmp.path().join("tty")))
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tty = Command::new("script").args(["-qec", &line, "/dev/null"]).output()?;
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    ensure!(tty.status.success(), "{shown}");
+    ensure!(shown.contains("generating [") && shown.contains("integrated_gradients ["), "no progress bars on a terminal: {shown:?}");
+    Ok(())
+}

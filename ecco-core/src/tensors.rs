@@ -205,7 +205,7 @@ impl SafetensorsReader {
             return Ok(t);
         }
         let (entry, bytes) = self.read_raw(name)?;
-        let data = decode(&entry.dtype, &bytes).ok_or_else(|| Error::UnsupportedDtype {
+        let data = decode_f32(&entry.dtype, &bytes).ok_or_else(|| Error::UnsupportedDtype {
             path: self.path.clone(),
             name: name.to_owned(),
             dtype: entry.dtype.clone(),
@@ -247,7 +247,9 @@ fn dtype_width(dtype: &str) -> Option<usize> {
     }
 }
 
-fn decode(dtype: &str, bytes: &[u8]) -> Option<Vec<f32>> {
+/// Little-endian bytes of a tensor stored as `dtype` (safetensors' names: `F32`, `F16`, `BF16`)
+/// widened to f32; `None` for other dtypes.
+pub fn decode_f32(dtype: &str, bytes: &[u8]) -> Option<Vec<f32>> {
     let two = || bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
     match dtype {
         "F32" => Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),

@@ -107,4 +107,12 @@ pub enum Error {
     /// A tensor could not be read back from the device.
     #[error("could not read a tensor back from the device: {0}")]
     Readback(String),
+    /// A weights file other than safetensors (`pytorch_model.bin`) is corrupt or cannot be read.
+    #[error("{path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }

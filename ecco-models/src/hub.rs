@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::weights::{SHARD_INDEX, SINGLE_FILE};
+use crate::weights::{PYTORCH_FILE, PYTORCH_INDEX, SHARD_INDEX, SINGLE_FILE};
 
 /// Files every checkpoint needs besides its weights.
 const REQUIRED: [&str; 2] = ["config.json", "tokenizer.json"];
@@ -114,7 +114,7 @@ pub fn cached(id: &str, root: &Path) -> std::result::Result<PathBuf, String> {
 }
 
 /// The first file of a checkpoint that `dir` lacks (weights: a single file, or an index and all
-/// of its shards).
+/// of its shards; safetensors, else `pytorch_model.bin`).
 fn missing_file(dir: &Path) -> Option<String> {
     if let Some(f) = REQUIRED.iter().find(|f| !dir.join(f).is_file()) {
         return Some((*f).to_owned());
@@ -122,7 +122,12 @@ fn missing_file(dir: &Path) -> Option<String> {
     if dir.join(SINGLE_FILE).is_file() {
         return None;
     }
-    let Ok(text) = std::fs::read_to_string(dir.join(SHARD_INDEX)) else {
+    let text = std::fs::read_to_string(dir.join(SHARD_INDEX));
+    if text.is_err() && dir.join(PYTORCH_FILE).is_file() {
+        return None;
+    }
+    let text = text.or_else(|_| std::fs::read_to_string(dir.join(PYTORCH_INDEX)));
+    let Ok(text) = text else {
         return Some(SINGLE_FILE.to_owned());
     };
     shards(&text).into_iter().find(|s| !dir.join(s).is_file())
@@ -166,11 +171,21 @@ fn download(id: &str, settings: &HubSettings) -> Result<PathBuf> {
         let path = repo.get(file).map_err(|e| failed(file, e))?;
         dir = path.parent().map(Path::to_path_buf);
     }
+    // Safetensors first; a repository without them may hold `pytorch_model.bin` (read with
+    // the `pytorch` feature).
     if repo.get(SINGLE_FILE).is_err() {
-        let index = repo.get(SHARD_INDEX).map_err(|e| failed(SHARD_INDEX, e))?;
-        let text = std::fs::read_to_string(&index).map_err(|e| ecco_core::Error::io(&index, e))?;
-        for shard in shards(&text) {
-            repo.get(&shard).map_err(|e| failed(&shard, e))?;
+        let index = match repo.get(SHARD_INDEX) {
+            Ok(index) => Some(index),
+            Err(e) => match repo.get(PYTORCH_FILE) {
+                Ok(_) => None,
+                Err(_) => Some(repo.get(PYTORCH_INDEX).map_err(|_| failed(SINGLE_FILE, e))?),
+            },
+        };
+        if let Some(index) = index {
+            let text = std::fs::read_to_string(&index).map_err(|e| ecco_core::Error::io(&index, e))?;
+            for shard in shards(&text) {
+                repo.get(&shard).map_err(|e| failed(&shard, e))?;
+            }
         }
     }
     dir.ok_or_else(|| Error::Download { id: id.to_owned(), file: "config.json".to_owned(), reason: "no path".to_owned() })
@@ -249,6 +264,21 @@ mod tests {
         assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
         std::fs::write(snap.join("model-00002-of-00002.safetensors"), "").expect("writable");
         assert_eq!(cached("big", tmp.path()), Ok(snap));
+    }
+
+    #[test]
+    fn a_cached_pytorch_checkpoint_without_safetensors_resolves() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let snap = fake_cache(tmp.path(), "old", "r1", &["config.json", "tokenizer.json", "pytorch_model.bin"]);
+        assert_eq!(cached("old", tmp.path()), Ok(snap.clone()));
+        // A sharded one needs every shard its index lists.
+        std::fs::remove_file(snap.join(PYTORCH_FILE)).expect("writable");
+        let index = r#"{"weight_map": {"a": "pytorch_model-00001-of-00001.bin"}}"#;
+        std::fs::write(snap.join(PYTORCH_INDEX), index).expect("writable");
+        let err = cached("old", tmp.path()).expect_err("the shard is missing");
+        assert!(err.contains("pytorch_model-00001-of-00001.bin"), "{err}");
+        std::fs::write(snap.join("pytorch_model-00001-of-00001.bin"), "").expect("writable");
+        assert_eq!(cached("old", tmp.path()), Ok(snap));
     }
 
     #[test]

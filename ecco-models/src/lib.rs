@@ -7,17 +7,34 @@
 //! encoder-decoder T5 generates with [`generate_seq2seq`].
 //!
 //! ## Quick start
-//! ```no_run
+//! ```
 //! use ecco_models::{load, DeviceKind, GenerateOptions, generate};
 //! # fn main() -> Result<(), ecco_models::Error> {
-//! let loaded = load(std::path::Path::new("fixtures/gpt2-deep"), DeviceKind::Flex)?;
+//! // The demo checkpoint's directory (also embedded with the `demo` feature: `load_demo`).
+//! let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/demo"));
+//! let loaded = load(dir, DeviceKind::Flex)?;
 //! let prompt = loaded.tokenizer.encode("The capital of France is", false)?;
-//! let causal = loaded.model.as_causal().expect("GPT-2 is causal");
-//! let opts = GenerateOptions { max_new_tokens: 5, sampling: None, eos_token_id: loaded.model.eos_token_id() };
+//! let Some(causal) = loaded.model.as_causal() else { panic!("GPT-2 is causal") };
+//! let opts = GenerateOptions { max_new_tokens: 1, sampling: None, eos_token_id: loaded.model.eos_token_id() };
 //! let ids = generate(causal, &prompt.ids, &opts, |_| {})?;
-//! println!("{}", loaded.tokenizer.decode(&ids)?);
+//! assert_eq!(loaded.tokenizer.decode(&ids)?, " Paris");
 //! # Ok(()) }
 //! ```
+//!
+//! For explaining models (attributions, logit lens, NMF, reports) use the `ecco` crate, which
+//! builds on this one as Python's Ecco builds on `transformers`.
+//!
+//! ## Architectures
+//! `config.json`'s `model_type` picks the architecture ([`SUPPORTED_MODEL_TYPES`]); any
+//! checkpoint of these families loads, whatever its size. "Activations" are what the
+//! `activations` capture records: the input of each block's FFN output projection.
+//!
+//! | `model_type` | model | activations at |
+//! |---|---|---|
+//! | `gpt2` | [`gpt2::Gpt2`] (causal) | `transformer.h.N.mlp.c_proj` input |
+//! | `bert`, `roberta` | [`bert::Bert`] (masked LM or encoder) | `encoder.layer.N.output.dense` input |
+//! | `distilbert` | [`bert::Bert`] (masked LM or encoder) | `transformer.layer.N.ffn.lin2` input |
+//! | `t5` (t5, flan-t5) | encoder-decoder | `…DenseReluDense.wo` input |
 //!
 //! ## Features
 //! - `flex` (default): burn's pure-Rust CPU backend.
@@ -25,6 +42,8 @@
 //! - `cuda`: NVIDIA GPUs.
 //! - `hub`: downloads checkpoints from the Hugging Face Hub (`hf-hub`); without it, `--model`
 //!   takes directories and checkpoints already in the Hugging Face cache.
+//! - `pytorch`: reads `pytorch_model.bin` checkpoints (and their shards) when a directory has
+//!   no safetensors, with burn's PyTorch reader (`pytorch-reader`; no Python, no code run).
 //! - `demo`: embeds the demo model (`fixtures/demo/`, about 2 MB) in the binary; see [`demo`].
 //!
 //! ## Crate map
@@ -36,6 +55,7 @@
 //! - [`hub`]: [`resolve`] a `--model` name: a directory, the Hugging Face cache, or the Hub.
 //! - [`demo`]: the embedded demo model, [`load_demo`].
 //! - [`device`]: [`DeviceKind`], the `--device` choice.
+//! - `pytorch` (feature `pytorch`): `pytorch_model.bin` checkpoints, read by [`weights`].
 //! - [`weights`], [`tokenizer`], [`readback`], [`nn`], [`activation`]: shared parts.
 
 pub mod activation;
@@ -48,6 +68,8 @@ pub mod hub;
 pub mod gpt2;
 pub mod loader;
 pub mod nn;
+#[cfg(feature = "pytorch")]
+pub mod pytorch;
 pub mod readback;
 pub mod t5;
 pub mod tokenizer;

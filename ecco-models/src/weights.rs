@@ -1,5 +1,6 @@
-//! Reading a Hugging Face checkpoint's tensors (single or sharded safetensors) into burn tensors,
-//! and checking that every stored tensor was used.
+//! Reading a Hugging Face checkpoint's tensors (single or sharded safetensors, or with the
+//! `pytorch` feature `pytorch_model.bin`) into burn tensors, and checking that every stored
+//! tensor was used.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,79 @@ use crate::error::{Error, Result};
 pub const SINGLE_FILE: &str = "model.safetensors";
 /// File name of a sharded checkpoint's index.
 pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+/// File name of a single-file PyTorch checkpoint (read when no safetensors exist).
+pub const PYTORCH_FILE: &str = "pytorch_model.bin";
+/// File name of a sharded PyTorch checkpoint's index.
+pub const PYTORCH_INDEX: &str = "pytorch_model.bin.index.json";
+
+/// One file of a checkpoint.
+#[derive(Debug)]
+enum Reader {
+    /// A safetensors file.
+    Safetensors(SafetensorsReader),
+    /// A `pytorch_model.bin` (or shard).
+    #[cfg(feature = "pytorch")]
+    Pytorch(crate::pytorch::PytorchFile),
+}
+
+impl Reader {
+    /// The tensor names.
+    fn names(&self) -> Vec<String> {
+        match self {
+            Self::Safetensors(r) => r.entries().keys().cloned().collect(),
+            #[cfg(feature = "pytorch")]
+            Self::Pytorch(r) => r.names().cloned().collect(),
+        }
+    }
+
+    /// The stored shape of `name`.
+    fn shape(&self, name: &str) -> Option<&[usize]> {
+        match self {
+            Self::Safetensors(r) => r.entries().get(name).map(|e| e.shape.as_slice()),
+            #[cfg(feature = "pytorch")]
+            Self::Pytorch(r) => r.shape(name),
+        }
+    }
+
+    /// `name`'s bytes shared with the mapped file (no copy), when they can be used as f32 as
+    /// they are: an F32 safetensors tensor, 4-byte aligned, on a little-endian host. `None`
+    /// otherwise (other dtypes, `pytorch_model.bin` tensors): read them with `read_f32`.
+    fn shared_f32(&self, name: &str) -> Result<Option<Bytes>> {
+        match self {
+            Self::Safetensors(r) => {
+                let (entry, bytes) = r.shared_bytes(name)?;
+                let usable = entry.dtype == "F32" && cfg!(target_endian = "little") && bytes.as_ptr().align_offset(4) == 0;
+                Ok(usable.then(|| Bytes::from_shared(bytes, AllocationProperty::File)))
+            }
+            #[cfg(feature = "pytorch")]
+            Self::Pytorch(_) => Ok(None),
+        }
+    }
+
+    /// Reads `name` as f32.
+    fn read_f32(&self, name: &str) -> Result<F32Tensor> {
+        match self {
+            Self::Safetensors(r) => Ok(r.read_f32(name)?),
+            #[cfg(feature = "pytorch")]
+            Self::Pytorch(r) => r.read_f32(name),
+        }
+    }
+}
+
+/// Opens a `pytorch_model.bin` (or shard).
+#[cfg(feature = "pytorch")]
+fn open_pytorch(path: &Path) -> Result<Reader> {
+    Ok(Reader::Pytorch(crate::pytorch::PytorchFile::open(path)?))
+}
+
+/// Without the `pytorch` feature, a clear error.
+#[cfg(not(feature = "pytorch"))]
+fn open_pytorch(path: &Path) -> Result<Reader> {
+    Err(Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: "reading pytorch_model.bin needs the `pytorch` feature (or convert the checkpoint to model.safetensors)".to_owned(),
+    })
+}
 
 #[derive(Deserialize)]
 struct ShardIndex {
@@ -24,37 +98,40 @@ struct ShardIndex {
 #[derive(Debug)]
 pub struct WeightSource {
     path: PathBuf,
-    readers: Vec<SafetensorsReader>,
+    readers: Vec<Reader>,
     location: BTreeMap<String, usize>,
     taken: BTreeSet<String>,
     prefix: String,
 }
 
 impl WeightSource {
-    /// Opens `dir/model.safetensors`, or the shards listed in `dir/model.safetensors.index.json`.
+    /// Opens `dir/model.safetensors`, or the shards listed in `dir/model.safetensors.index.json`;
+    /// without safetensors, `dir/pytorch_model.bin` or the shards of
+    /// `dir/pytorch_model.bin.index.json` (feature `pytorch`).
     ///
     /// # Errors
-    /// [`Error::MissingFile`] when neither exists; the reader's errors for corrupt files.
+    /// [`Error::MissingFile`] when none exists; the readers' errors for corrupt files.
     pub fn open(dir: &Path) -> Result<Self> {
         let single = dir.join(SINGLE_FILE);
         let index = dir.join(SHARD_INDEX);
-        let (path, files) = if single.is_file() {
-            (single.clone(), vec![single])
+        let (pt_single, pt_index) = (dir.join(PYTORCH_FILE), dir.join(PYTORCH_INDEX));
+        let (path, files, pytorch) = if single.is_file() {
+            (single.clone(), vec![single], false)
         } else if index.is_file() {
-            let text = std::fs::read_to_string(&index).map_err(|e| ecco_core::Error::io(&index, e))?;
-            let parsed: ShardIndex = serde_json::from_str(&text)
-                .map_err(|e| Error::InvalidConfig { path: index.clone(), reason: e.to_string() })?;
-            let files: BTreeSet<String> = parsed.weight_map.values().cloned().collect();
-            (index.clone(), files.into_iter().map(|f| dir.join(f)).collect())
+            (index.clone(), shard_files(dir, &index)?, false)
+        } else if pt_single.is_file() {
+            (pt_single.clone(), vec![pt_single], true)
+        } else if pt_index.is_file() {
+            (pt_index.clone(), shard_files(dir, &pt_index)?, true)
         } else {
-            return Err(Error::MissingFile { path: single, what: "model.safetensors (or its sharded index)" });
+            return Err(Error::MissingFile { path: single, what: "model.safetensors (or its sharded index, or pytorch_model.bin)" });
         };
         let mut readers = Vec::with_capacity(files.len());
         for file in &files {
             if !file.is_file() {
                 return Err(Error::MissingFile { path: file.clone(), what: "checkpoint shard" });
             }
-            readers.push(SafetensorsReader::open(file)?);
+            readers.push(if pytorch { open_pytorch(file)? } else { Reader::Safetensors(SafetensorsReader::open(file)?) });
         }
         Ok(Self::from_readers(path, readers))
     }
@@ -66,15 +143,15 @@ impl WeightSource {
     /// The reader's errors when the bytes are not a valid safetensors file.
     pub fn from_bytes(label: &Path, bytes: &'static [u8]) -> Result<Self> {
         let reader = SafetensorsReader::from_bytes(label, bytes)?;
-        Ok(Self::from_readers(label.to_path_buf(), vec![reader]))
+        Ok(Self::from_readers(label.to_path_buf(), vec![Reader::Safetensors(reader)]))
     }
 
     /// Indexes the tensors of `readers`; `path` names the checkpoint in errors.
-    fn from_readers(path: PathBuf, readers: Vec<SafetensorsReader>) -> Self {
+    fn from_readers(path: PathBuf, readers: Vec<Reader>) -> Self {
         let mut location = BTreeMap::new();
         for (i, reader) in readers.iter().enumerate() {
-            for name in reader.entries().keys() {
-                location.insert(name.clone(), i);
+            for name in reader.names() {
+                location.insert(name, i);
             }
         }
         Self { path, readers, location, taken: BTreeSet::new(), prefix: String::new() }
@@ -101,9 +178,9 @@ impl WeightSource {
         let Some(&i) = self.location.get(&full) else {
             return Err(ecco_core::Error::MissingTensor { path: self.path.clone(), name: full }.into());
         };
-        let found = &self.readers[i].entries()[&full].shape;
+        let found = self.readers[i].shape(&full).unwrap_or_default();
         if found != shape {
-            return Err(ecco_core::Error::ShapeMismatch { name: full, expected: shape.to_vec(), found: found.clone() }.into());
+            return Err(ecco_core::Error::ShapeMismatch { name: full, expected: shape.to_vec(), found: found.to_vec() }.into());
         }
         self.taken.insert(full.clone());
         Ok((i, full))
@@ -115,21 +192,20 @@ impl WeightSource {
     /// [`ecco_core::Error::MissingTensor`] or [`ecco_core::Error::ShapeMismatch`].
     pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<F32Tensor> {
         let (i, full) = self.locate(name, shape)?;
-        Ok(self.readers[i].read_f32(&full)?)
+        self.readers[i].read_f32(&full)
     }
 
     /// Reads `name` into a burn tensor of rank `D` on `device` (F16 and BF16 widened to f32).
     ///
-    /// An F32 tensor stored 4-byte aligned on a little-endian host is not copied: the tensor
-    /// shares the mapped file's pages (burn copies them only if they are ever written to).
+    /// An F32 safetensors tensor stored 4-byte aligned on a little-endian host is not copied:
+    /// the tensor shares the mapped file's pages (burn copies them only if they are ever
+    /// written to). Other dtypes and `pytorch_model.bin` tensors are read into a fresh buffer.
     ///
     /// # Errors
     /// As [`WeightSource::take_f32`].
     pub fn take<const D: usize>(&mut self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>> {
         let (i, full) = self.locate(name, &shape)?;
-        let (entry, bytes) = self.readers[i].shared_bytes(&full)?;
-        if entry.dtype == "F32" && cfg!(target_endian = "little") && bytes.as_ptr().align_offset(4) == 0 {
-            let shared = Bytes::from_shared(bytes, AllocationProperty::File);
+        if let Some(shared) = self.readers[i].shared_f32(&full)? {
             return Ok(Tensor::from_data(TensorData::from_bytes(shared, shape, DType::F32), device));
         }
         let t = self.readers[i].read_f32(&full)?;
@@ -153,4 +229,13 @@ impl WeightSource {
         }
         Err(Error::UnusedTensors { path: self.path, names: names.join(", ") })
     }
+}
+
+/// The files a shard index (`*.index.json`, with a `weight_map`) lists, under `dir`.
+fn shard_files(dir: &Path, index: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(index).map_err(|e| ecco_core::Error::io(index, e))?;
+    let parsed: ShardIndex =
+        serde_json::from_str(&text).map_err(|e| Error::InvalidConfig { path: index.to_path_buf(), reason: e.to_string() })?;
+    let files: BTreeSet<String> = parsed.weight_map.values().cloned().collect();
+    Ok(files.into_iter().map(|f| dir.join(f)).collect())
 }

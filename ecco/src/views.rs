@@ -1,9 +1,8 @@
 //! Analysis results (`ecco-attrib`'s logit lens, `ecco-factor`'s NMF) turned into `ecco-viz`
-//! views, and the `--html` / `--svg` / `--json` outputs they share.
+//! views: what [`Output::to_html`](crate::Output::to_html) and the `ecco` command's `--html`
+//! and `--svg` outputs show.
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ecco_attrib::{LayerPrediction, Lens};
 use ecco_core::Trace;
 use ecco_viz::{
@@ -54,7 +53,7 @@ pub fn predictions_view(trace: &Trace, preds: &[Vec<LayerPrediction>], position:
 /// The rankings view of `[layers][generated]` ranks.
 pub fn rankings_view(trace: &Trace, ranks: Vec<Vec<usize>>, lens: Lens) -> RankingsView {
     // An encoder-decoder's first generated token follows the decoder's start token.
-    let first = trace.n_input_tokens + usize::from(trace.model.model_type == ecco_core::ModelKind::EncoderDecoder);
+    let first = crate::output::first_generated(trace);
     let tokens = ecco_viz::TokensView::from_trace(trace);
     RankingsView {
         lens: lens_name(lens),
@@ -96,28 +95,4 @@ pub fn single_view_report(trace: &Trace, title: &str, fill: impl FnOnce(&mut Rep
     report.title = format!("{title}: {}", trace.model.name);
     fill(&mut report);
     Ok(report)
-}
-
-/// Writes `report` as a self-contained HTML page to `path` (atomically).
-pub fn write_html(path: &Path, report: &Report) -> Result<()> {
-    let page = ecco_viz::render_html(report)?;
-    ecco_viz::write_atomic(path, page.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Writes an SVG document to `path` (atomically).
-pub fn write_svg(path: &Path, svg: &str) -> Result<()> {
-    ecco_viz::write_atomic(path, svg.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Fails before any work when an output file's directory does not exist.
-pub fn check_writable(path: Option<&Path>, flag: &str) -> Result<()> {
-    let Some(path) = path else { return Ok(()) };
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        anyhow::bail!("{flag} {}: the directory {} does not exist", path.display(), parent.display());
-    }
-    if path.is_dir() {
-        anyhow::bail!("{flag} {}: is a directory", path.display());
-    }
-    Ok(())
 }

@@ -1,0 +1,269 @@
+//! [`Output`]: what [`Lm::generate`](crate::Lm::generate) returns, Ecco's `OutputSeq`: the
+//! trace bundle plus the model, with the analyses Ecco offers on it.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result, bail};
+use ecco_attrib::{LayerPrediction, Lens, Method, check_compatible};
+use ecco_core::{F32Tensor, ModelKind, Trace, TraceBundle};
+use ecco_models::{DEMO_NAME, LoadedModel};
+
+use crate::load::Lm;
+use crate::nmf::{NmfOptions, NmfOutcome, factorise};
+use crate::report::{ReportOptions, build_report};
+
+/// A generation (or forward pass) with its captures and attributions, and the model that made
+/// it: Ecco's `OutputSeq`.
+///
+/// ```
+/// use ecco::{GenerateOptions, Lens, Method};
+/// let lm = ecco::demo()?;
+/// let options = GenerateOptions { max_new_tokens: 1, attribution: vec![Method::GradXInput], activations: true, ..Default::default() };
+/// let output = lm.generate("The capital of France is", &options)?;
+/// // " France" (position 3) drives " Paris" most.
+/// let weights = &output.primary_attributions(Method::GradXInput)?[0];
+/// let strongest = (0..weights.len()).max_by(|&a, &b| weights[a].total_cmp(&weights[b]));
+/// assert_eq!(strongest, Some(3));
+/// // The last layer ranks " Paris" first.
+/// let ranks = output.rankings(Lens::Normed)?;
+/// assert_eq!(ranks.last().map(|row| row[0]), Some(1));
+/// let html = output.to_html(&ecco::ReportOptions::default())?;
+/// assert!(html.starts_with("<!DOCTYPE html>"));
+/// # Ok::<(), ecco::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Output {
+    bundle: TraceBundle,
+    model: Option<Arc<LoadedModel>>,
+    /// The embedded demo model, loaded on first use for a demo trace without a model.
+    demo: OnceLock<Option<Arc<LoadedModel>>>,
+}
+
+impl Output {
+    /// An output of `bundle`, with the model that made it when known.
+    pub(crate) fn new(bundle: TraceBundle, model: Option<Arc<LoadedModel>>) -> Self {
+        Self { bundle, model, demo: OnceLock::new() }
+    }
+
+    /// Reads a trace bundle written by [`Output::save`] or `ecco generate --out DIR`. The logit
+    /// lens needs its model: attach it with [`Output::with_model`] (a trace of the demo model
+    /// gets it by itself when the `demo` feature is on).
+    ///
+    /// # Errors
+    /// A missing or corrupt bundle.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let bundle = TraceBundle::read(dir).with_context(|| format!("cannot read trace {}", dir.display()))?;
+        Ok(Self::new(bundle, None))
+    }
+
+    /// This output with `lm` as the model the logit lens runs (it must be the one that made the
+    /// trace; the lens checks).
+    #[must_use]
+    pub fn with_model(mut self, lm: &Lm) -> Self {
+        self.model = Some(lm.shared());
+        self
+    }
+
+    /// The model, if attached; a demo-model trace falls back on the embedded demo model.
+    pub fn model(&self) -> Option<Arc<LoadedModel>> {
+        if let Some(model) = &self.model {
+            return Some(Arc::clone(model));
+        }
+        if self.bundle.trace.model.name != DEMO_NAME || !ecco_models::demo_available() {
+            return None;
+        }
+        self.demo.get_or_init(|| crate::load::demo().ok().map(|lm| lm.shared())).clone()
+    }
+
+    /// The JSON part of the bundle: tokens, attributions, model shape, settings.
+    pub fn trace(&self) -> &Trace {
+        &self.bundle.trace
+    }
+
+    /// The whole bundle: the trace and the captured tensors (`hidden_states.decoder`,
+    /// `activations.decoder`, `attention.decoder`; `….encoder` for a masked LM; both and
+    /// `attention.cross` for an encoder-decoder).
+    pub fn bundle(&self) -> &TraceBundle {
+        &self.bundle
+    }
+
+    /// Every token, raw as the tokenizer gives it (`Ġworld`): the input then the generated ones.
+    pub fn tokens(&self) -> &[String] {
+        &self.bundle.trace.tokens
+    }
+
+    /// The generated tokens (raw; an encoder-decoder's after the decoder's start token).
+    pub fn generated_tokens(&self) -> &[String] {
+        let t = &self.bundle.trace;
+        &t.tokens[first_generated(t).min(t.tokens.len())..]
+    }
+
+    /// The generated token ids (an encoder-decoder's after the decoder's start token).
+    pub fn generated_ids(&self) -> &[u32] {
+        let t = &self.bundle.trace;
+        &t.token_ids[first_generated(t).min(t.token_ids.len())..]
+    }
+
+    /// The decoded text of the whole sequence; an encoder-decoder's: the generated text alone
+    /// (special tokens skipped, as `tokenizer.decode(generated, skip_special_tokens=True)`).
+    pub fn output_text(&self) -> &str {
+        &self.bundle.trace.output_text
+    }
+
+    /// Writes the trace bundle (`trace.json` + `tensors.safetensors`) into `dir`, which must
+    /// not exist or be empty: what `ecco report` and the other commands read.
+    ///
+    /// # Errors
+    /// A non-empty `dir`, write failures.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        ecco_core::check_output_dir(dir)?;
+        self.bundle.write(dir).with_context(|| format!("cannot write {}", dir.display()))
+    }
+
+    /// Ecco's `primary_attributions`: for each generated token (each mask token of a masked
+    /// LM), how much every earlier token drove it under `method`; each row sums to 1.
+    ///
+    /// # Errors
+    /// When the output was made without `method`.
+    pub fn primary_attributions(&self, method: Method) -> Result<&[Vec<f32>]> {
+        match self.bundle.trace.attributions.get(method.name()) {
+            Some(rows) => Ok(rows),
+            None => bail!("the output has no {} attributions: ask for them in `attribution` (`--attribution {}`)", method.name(), method.name()),
+        }
+    }
+
+    /// The model and hidden states the logit lens reads.
+    fn lens_input(&self) -> Result<(Arc<LoadedModel>, &F32Tensor)> {
+        let Some(model) = self.model() else {
+            bail!("the logit lens needs the model that made the trace: attach it with `Output::with_model` (`--model`)");
+        };
+        check_compatible(model.model.as_lm(), &self.bundle.trace.model)?;
+        let name = format!("hidden_states.{}", self.stack());
+        match self.bundle.tensors.get(&name) {
+            Some(hidden) => Ok((model, hidden)),
+            None => bail!("the trace has no hidden states: capture them with `hidden_states: true` (`--hidden-states`)"),
+        }
+    }
+
+    /// The stack whose hidden states the lens reads: `encoder` for a masked LM, else
+    /// `decoder` (an encoder-decoder's lens reads its decoder).
+    fn stack(&self) -> &'static str {
+        if self.is_masked() { "encoder" } else { "decoder" }
+    }
+
+    fn is_masked(&self) -> bool {
+        self.bundle.trace.model.model_type == ModelKind::Masked
+    }
+
+    /// Ecco's `layer_predictions`: per layer (or only `layer`), the `topk` tokens its hidden
+    /// state predicts for `position` (a causal LM predicts position P from the hidden state at
+    /// P-1; a masked LM predicts a mask token from its own; an encoder-decoder's lens reads the
+    /// decoder, `position` counting encoder + decoder tokens).
+    ///
+    /// # Errors
+    /// No model or hidden states, a position or layer out of range, `topk` of 0.
+    pub fn layer_predictions(&self, position: usize, topk: usize, layer: Option<usize>, lens: Lens) -> Result<Vec<Vec<LayerPrediction>>> {
+        if topk == 0 {
+            bail!("topk (--topk) must be at least 1");
+        }
+        let (model, hidden) = self.lens_input()?;
+        let (lm, tok) = (model.model.as_lm(), &model.tokenizer);
+        let token = &|id| tok.token(id);
+        Ok(if self.is_masked() {
+            ecco_attrib::layer_predictions_at(lm, hidden, position, topk, layer, lens, token)?
+        } else {
+            let position = decoder_position(&self.bundle.trace, position)?;
+            ecco_attrib::layer_predictions(lm, hidden, position, topk, layer, lens, token)?
+        })
+    }
+
+    /// Ecco's `rankings`: `[layer][generated token]`, the rank (1 = top) each layer gives the
+    /// token that was generated.
+    ///
+    /// # Errors
+    /// No model or hidden states; a masked LM (it generates nothing: use
+    /// [`Output::rankings_watch`]).
+    pub fn rankings(&self, lens: Lens) -> Result<Vec<Vec<usize>>> {
+        if self.is_masked() {
+            bail!("rankings ranks generated tokens; a masked LM generates none: use `rankings-watch` or `layer-predictions` at the mask position");
+        }
+        let (model, hidden) = self.lens_input()?;
+        let (ids, n_input) = lens_sequence(&self.bundle.trace);
+        Ok(ecco_attrib::rankings(model.model.as_lm(), hidden, ids, n_input, lens)?)
+    }
+
+    /// Ecco's `rankings_watch`: `[layer][watched token]`, the rank each layer gives each of
+    /// `watch` (token ids, e.g. from [`Lm::token_id`]) at `position`.
+    ///
+    /// # Errors
+    /// No model or hidden states, a position out of range, ids outside the vocabulary.
+    pub fn rankings_watch(&self, watch: &[u32], position: usize, lens: Lens) -> Result<Vec<Vec<usize>>> {
+        let (model, hidden) = self.lens_input()?;
+        let lm = model.model.as_lm();
+        Ok(if self.is_masked() {
+            ecco_attrib::rankings_watch_at(lm, hidden, position, watch, lens)?
+        } else {
+            let position = decoder_position(&self.bundle.trace, position)?;
+            ecco_attrib::rankings_watch(lm, hidden, position, watch, lens)?
+        })
+    }
+
+    /// Ecco's `run_nmf`: factorises the captured FFN activations into `options.components`
+    /// factors, each with its strength per position and its top neurons.
+    ///
+    /// # Errors
+    /// No activations (generate with `activations: true`), an empty or unknown layer
+    /// selection, no components.
+    pub fn run_nmf(&self, options: &NmfOptions) -> Result<NmfOutcome> {
+        factorise(&self.bundle, options)
+    }
+
+    /// Every view the output supports, as the data of `ecco report`'s page.
+    ///
+    /// # Errors
+    /// As [`Output::to_html`].
+    pub fn report(&self, options: &ReportOptions) -> Result<ecco_viz::Report> {
+        build_report(&self.bundle, self.model().as_deref(), options)
+    }
+
+    /// One self-contained HTML page with every view the output supports (Ecco's notebook
+    /// views: tokens, attributions, layer predictions, rankings, NMF, attention, neurons).
+    ///
+    /// # Errors
+    /// Invalid `options` (a position out of range, unknown neurons), NMF errors.
+    pub fn to_html(&self, options: &ReportOptions) -> Result<String> {
+        Ok(ecco_viz::render_html(&self.report(options)?)?)
+    }
+}
+
+/// Index of the first generated token: an encoder-decoder's follows the decoder's start token.
+pub(crate) fn first_generated(trace: &Trace) -> usize {
+    trace.n_input_tokens + usize::from(trace.model.model_type == ModelKind::EncoderDecoder)
+}
+
+/// An encoder-decoder trace's position (an index into encoder + decoder tokens) as a position
+/// among the decoder's tokens, whose hidden states the lens reads; other traces' as is.
+pub(crate) fn decoder_position(trace: &Trace, position: usize) -> Result<usize> {
+    if trace.model.model_type != ModelKind::EncoderDecoder {
+        return Ok(position);
+    }
+    let n = trace.n_input_tokens;
+    if position <= n || position >= trace.tokens.len() {
+        bail!(
+            "position {position} is out of range: in an encoder-decoder trace the decoder predicts positions {}..={} (the encoder's tokens are 0..{n}, the decoder's start token {n})",
+            n + 1,
+            trace.tokens.len().saturating_sub(1)
+        );
+    }
+    Ok(position - n)
+}
+
+/// The ids the lens's hidden states cover and how many of them were input: an
+/// encoder-decoder's decoder reads its start token and generates the rest.
+pub(crate) fn lens_sequence(t: &Trace) -> (&[u32], usize) {
+    match t.model.model_type {
+        ModelKind::EncoderDecoder => (t.token_ids.get(t.n_input_tokens..).unwrap_or_default(), 1),
+        _ => (&t.token_ids[..], t.n_input_tokens),
+    }
+}
