@@ -211,14 +211,24 @@ fn check(model: &dyn LanguageModel, seq: Sequence<'_>, options: &AttributionOpti
     if seq.n_input == 0 {
         return Err(Error::Empty("the prompt has no tokens"));
     }
-    if seq.n_generated() == 0 {
+    check_targets(seq.n_generated(), seq.ids.iter().copied(), info.vocab_size, options)
+}
+
+/// The checks every model kind shares: something was generated, integrated gradients has
+/// steps, and every id (the foil's included) lies inside the vocabulary.
+pub(crate) fn check_targets(
+    n_generated: usize,
+    ids: impl Iterator<Item = u32>,
+    vocab: usize,
+    options: &AttributionOptions,
+) -> Result<()> {
+    if n_generated == 0 {
         return Err(Error::Empty("no generated tokens"));
     }
     if options.ig_steps == 0 {
         return Err(Error::Empty("integrated gradients needs at least one step"));
     }
-    let vocab = info.vocab_size;
-    for &id in seq.ids.iter().chain(options.contrast_with.iter()) {
+    for id in ids.chain(options.contrast_with) {
         if id as usize >= vocab {
             return Err(Error::TokenOutOfRange { id, vocab });
         }

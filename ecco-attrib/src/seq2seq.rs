@@ -60,19 +60,8 @@ fn check(model: &dyn LanguageModel, seq: Seq2SeqSequence<'_>, method: Method, op
     if seq.encoder_ids.is_empty() {
         return Err(Error::Empty("the encoder input has no tokens"));
     }
-    if seq.n_generated() == 0 {
-        return Err(Error::Empty("no generated tokens"));
-    }
-    if options.ig_steps == 0 {
-        return Err(Error::Empty("integrated gradients needs at least one step"));
-    }
-    let vocab = info.vocab_size;
-    for &id in seq.encoder_ids.iter().chain(seq.decoder_ids).chain(options.contrast_with.iter()) {
-        if id as usize >= vocab {
-            return Err(Error::TokenOutOfRange { id, vocab });
-        }
-    }
-    Ok(())
+    let ids = seq.encoder_ids.iter().chain(seq.decoder_ids).copied();
+    crate::attribute::check_targets(seq.n_generated(), ids, info.vocab_size, options)
 }
 
 /// One normalised list per generated token: `encoder_ids.len() + k + 1` values for the `k`-th

@@ -179,15 +179,7 @@ impl Browser {
     pub fn open(&mut self, url: &str) -> Result<Duration> {
         let start = Instant::now();
         self.call("Page.navigate", json!({"url": url}))?;
-        loop {
-            if self.eval("!!(document.documentElement && document.documentElement.dataset.ready === 'true')").unwrap_or(Value::Null) == json!(true) {
-                return Ok(start.elapsed());
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("{url} was not drawn within 30 s");
-            }
-            self.pump(Duration::from_millis(20))?;
-        }
+        super::checks::Page::wait_drawn(self, url, start)
     }
 
     /// Events named `method`.

@@ -4,9 +4,9 @@
 //! named with the browser's `prefix` (empty for Chromium, `firefox-` for Firefox).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use super::{pieces, synthetic_report};
@@ -33,6 +33,20 @@ pub trait Page {
     fn requests(&self) -> Vec<String>;
     /// How many dialogs (`alert`, `confirm`, `prompt`) opened so far.
     fn dialogs(&self) -> usize;
+
+    /// After navigating to `url` at `start`, waits until the report marks itself drawn
+    /// (`data-ready` on the root element); the time since `start`. Fails after 30 s.
+    fn wait_drawn(&mut self, url: &str, start: Instant) -> Result<Duration> {
+        loop {
+            if self.eval("!!(document.documentElement && document.documentElement.dataset.ready === 'true')").unwrap_or(Value::Null) == json!(true) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("{url} was not drawn within 30 s");
+            }
+            self.pump(Duration::from_millis(20))?;
+        }
+    }
 }
 
 /// Windows virtual key code of the keys the tests press (DevTools wants it).
