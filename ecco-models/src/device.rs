@@ -62,13 +62,18 @@ impl DeviceKind {
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Result<Device> {
     static DEVICE: std::sync::OnceLock<std::result::Result<Device, String>> = std::sync::OnceLock::new();
+    use burn::tensor::wgpu::WgpuInitError;
     DEVICE
-        .get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|e| Error::DeviceInit {
-            device: "wgpu",
-            reason: format!("{e} (no GPU or software Vulkan driver found: install one, e.g. Debian's mesa-vulkan-drivers)"),
+        .get_or_init(|| {
+            Device::wgpu_options().init().map_err(|e| match e {
+                WgpuInitError::AdapterUnavailable { .. } => {
+                    format!("{e} (install a GPU driver, or a software Vulkan driver such as Debian's mesa-vulkan-drivers)")
+                }
+                e => e.to_string(),
+            })
         })
+        .clone()
+        .map_err(|reason| Error::DeviceInit { device: "wgpu", reason })
 }
 
 /// The first CUDA device, once the driver is known to be there: burn's CUDA runtime panics
