@@ -7,8 +7,10 @@
 #    flex (within 1e-3), and `ecco generate --device wgpu` (tests/tests/gpt2_parity.rs,
 #    ecco-cli/tests/cli_wgpu.rs). Built in release in CARGO_TARGET_DIR, where the main test
 #    command has already built every dependency that does not depend on the backend.
-# 2. `cargo check` of the cuda feature set (no CUDA toolkit or driver needed to build), in a
-#    target directory of its own: ECCO_CUDA_TARGET_DIR, default CARGO_TARGET_DIR + `-cuda`.
+# 2. `cargo check` of the cuda feature set (no CUDA toolkit or driver needed), in a target
+#    directory of its own: ECCO_CUDA_TARGET_DIR, default CARGO_TARGET_DIR + `-cuda`. With
+#    DOCS_RS=1: otherwise cubecl-llvm's build script downloads an LLVM bundle from GitHub,
+#    which CI cannot reach (README, "GPU backends").
 #
 # Extra arguments go to the wgpu `cargo test`.
 set -euo pipefail
@@ -43,6 +45,6 @@ echo "ci_gpu.sh: wgpu took $(( $(date +%s) - start )) s"
 
 start=$(date +%s)
 echo "ci_gpu.sh: cargo check with the cuda feature set"
-CARGO_TARGET_DIR="${ECCO_CUDA_TARGET_DIR:-${CARGO_TARGET_DIR:-target}-cuda}" \
+DOCS_RS=1 CARGO_TARGET_DIR="${ECCO_CUDA_TARGET_DIR:-${CARGO_TARGET_DIR:-target}-cuda}" \
     cargo check --workspace --all-targets --features ecco-tests/cuda,ecco-cli/cuda
 echo "ci_gpu.sh: cuda check took $(( $(date +%s) - start )) s"
