@@ -73,6 +73,15 @@ pub enum Error {
         /// The cargo feature that enables it.
         feature: &'static str,
     },
+    /// The backend is compiled in but this machine gives it no device (no GPU adapter, no
+    /// NVIDIA driver).
+    #[error("device `{device}` cannot be opened: {reason}")]
+    DeviceInit {
+        /// The device asked for.
+        device: &'static str,
+        /// Why, with what to install.
+        reason: String,
+    },
     /// `HF_HUB_OFFLINE` is set and the cache lacks part of the checkpoint.
     #[error("{id} is not in the Hugging Face cache {cache} ({missing}) and HF_HUB_OFFLINE is set")]
     NotCached {

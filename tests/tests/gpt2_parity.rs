@@ -1,11 +1,14 @@
 //! GPT-2 against `transformers` and captum: tokenisation, greedy generation, captures, logits,
 //! attributions and the logit lens, on the fixture checkpoints the fixture script built.
+//!
+//! They run on `ECCO_TEST_DEVICE` (default flex; `wgpu` or `cuda` with the crate's feature of
+//! that name), where `device_matches_flex` also compares the device with the CPU directly.
 
 mod common;
 
 use anyhow::{Context, Result, ensure};
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{Case, Fixture, assert_close_abs, assert_close_scaled};
+use common::{Case, Fixture, GPU_TOLERANCE, assert_close_abs, assert_close_scaled, device_tol, set_case, test_device};
 use ecco_attrib::{AttributionOptions, Lens, Method, Sequence};
 use ecco_core::{CaptureSpec, F32Tensor, LayerSelection, Logits, ModelInputs};
 use ecco_models::{DeviceKind, GenerateOptions, LoadedModel, capture_pass, to_f32};
@@ -14,7 +17,7 @@ const FIXTURES: &[&str] = &["gpt2-bpe", "gpt2-deep"];
 
 fn load(name: &str) -> Result<(LoadedModel, Fixture)> {
     let fixture = Fixture::load(name)?;
-    let model = ecco_models::load(&fixture.dir, DeviceKind::Flex)?;
+    let model = ecco_models::load(&fixture.dir, test_device()?)?;
     Ok((model, fixture))
 }
 
@@ -23,6 +26,7 @@ fn for_each_case(mut f: impl FnMut(&LoadedModel, &Fixture, &Case) -> Result<()>)
         let (model, fixture) = load(name)?;
         ensure!(!fixture.cases.is_empty(), "{name}: no cases");
         for case in &fixture.cases {
+            set_case(&format!("{name}/{}", case.name));
             f(&model, &fixture, case).with_context(|| format!("{name}/{}", case.name))?;
         }
     }
@@ -68,7 +72,7 @@ fn captures_match_transformers() -> Result<()> {
             ("attention.decoder", "attention"),
         ] {
             let ours_t = tensors.get(ours).with_context(|| format!("no {ours}"))?;
-            assert_close_scaled(ours, ours_t, fx.tensor(&case.name, theirs)?, 1e-4)?;
+            assert_close_scaled(ours, ours_t, fx.tensor(&case.name, theirs)?, device_tol(1e-4))?;
         }
         // --layers keeps the chosen layers in ascending order.
         let n = m.model.as_lm().info().n_layers;
@@ -80,7 +84,7 @@ fn captures_match_transformers() -> Result<()> {
         let mut expected = full.data[..per_layer].to_vec();
         expected.extend_from_slice(&full.data[(n - 1) * per_layer..]);
         let expected = F32Tensor { shape: vec![2, full.shape[1], full.shape[2]], data: expected };
-        assert_close_scaled("activations --layers", only.get("activations.decoder").context("acts")?, &expected, 1e-4)
+        assert_close_scaled("activations --layers", only.get("activations.decoder").context("acts")?, &expected, device_tol(1e-4))
     })
 }
 
@@ -89,10 +93,7 @@ fn logits_match_transformers() -> Result<()> {
     for_each_case(|m, fx, case| {
         let lm = m.model.as_lm();
         let ids = final_pass_ids(case);
-        let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
-        let t = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), lm.device());
-        let out = lm.forward(ModelInputs::new(lm.embed(t)), &CaptureSpec::none().with_logits(Logits::All))?;
-        let logits = to_f32(out.logits.context("logits")?)?;
+        let logits = all_logits(m, ids)?;
         let vocab = lm.info().vocab_size;
         let p = ids.len();
         let (ours, theirs) = match fx.tensor(&case.name, "logits") {
@@ -103,8 +104,17 @@ fn logits_match_transformers() -> Result<()> {
                 (F32Tensor { shape: vec![rows, vocab], data: logits.data[(p - rows) * vocab..].to_vec() }, tail.clone())
             }
         };
-        assert_close_scaled("logits", &ours, &theirs, 1e-4)
+        assert_close_scaled("logits", &ours, &theirs, device_tol(1e-4))
     })
+}
+
+/// The logits at every position of one forward pass over `ids`.
+fn all_logits(m: &LoadedModel, ids: &[u32]) -> Result<F32Tensor> {
+    let lm = m.model.as_lm();
+    let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    let t = Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), lm.device());
+    let out = lm.forward(ModelInputs::new(lm.embed(t)), &CaptureSpec::none().with_logits(Logits::All))?;
+    Ok(to_f32(out.logits.context("logits")?)?)
 }
 
 fn attribute(m: &LoadedModel, case: &Case, method: Method, options: &AttributionOptions) -> Result<Vec<Vec<f32>>> {
@@ -132,6 +142,7 @@ fn attributions_match_captum_and_rollout_reference() -> Result<()> {
             // Rollout is attention only: as tight as the captured attention.
             (Method::AttentionRollout, "attention_rollout", 1e-5),
         ] {
+            let tol = device_tol(tol);
             let reference = case.attributions.get(key).with_context(|| format!("no reference {key}"))?;
             compare_lists(key, &attribute(m, case, method, &options)?, reference, tol)?;
         }
@@ -148,7 +159,7 @@ fn occlusion_and_contrast_match_reference() -> Result<()> {
         ensure!(drops.len() == case.occlusion_raw.len());
         for (k, (o, t)) in drops.iter().zip(&case.occlusion_raw).enumerate() {
             let scale = t.iter().fold(0f32, |a, v| a.max(v.abs()));
-            assert_close_abs(&format!("occlusion[{k}]"), o, t, 1e-4 * scale.max(1e-3))?;
+            assert_close_abs(&format!("occlusion[{k}]"), o, t, device_tol(1e-4) * scale.max(1e-3))?;
         }
         // Contrastive: the foil differs per step, so attribute one generated token at a time.
         let c = &case.contrastive_grad_x_input;
@@ -186,7 +197,7 @@ fn logit_lens_matches_reference() -> Result<()> {
                 ensure!(ids == ref_ids, "{lens:?} layer {l}: top-k {ids:?} != {ref_ids:?}");
                 for (a, b) in o.iter().zip(t.iter()) {
                     ensure!(a.token == b.token && a.ranking == b.ranking, "{lens:?} layer {l}: {a:?} vs {b:?}");
-                    ensure!((a.prob - b.prob).abs() <= 1e-4 * b.prob.max(1e-2), "{lens:?} layer {l}: prob {a:?} vs {b:?}");
+                    ensure!((a.prob - b.prob).abs() <= device_tol(1e-4) * b.prob.max(1e-2), "{lens:?} layer {l}: prob {a:?} vs {b:?}");
                 }
             }
         }
@@ -197,4 +208,37 @@ fn logit_lens_matches_reference() -> Result<()> {
         ensure!(one.len() == 1 && one[0].first().map(|p| p.token_id) == lp.raw[last].first().map(|p| p.token_id));
         Ok(())
     })
+}
+
+/// On a GPU device, the same numbers as the CPU: logits, captures and `grad_x_input` on both
+/// fixtures within [`GPU_TOLERANCE`] of flex's (scaled by the values' magnitude for tensors).
+/// Nothing to compare on flex.
+#[test]
+fn device_matches_flex() -> Result<()> {
+    if test_device()? == DeviceKind::Flex {
+        return Ok(());
+    }
+    for name in FIXTURES {
+        let (gpu, fixture) = load(name)?;
+        let cpu = ecco_models::load(&fixture.dir, DeviceKind::Flex)?;
+        for case in &fixture.cases {
+            set_case(&format!("{name}/{} vs flex", case.name));
+            let ids = final_pass_ids(case);
+            let check = || -> Result<()> {
+                assert_close_scaled("logits", &all_logits(&gpu, ids)?, &all_logits(&cpu, ids)?, GPU_TOLERANCE)?;
+                let (ours, _) = capture_pass(gpu.model.as_lm(), ids, &CaptureSpec::all())?;
+                let (theirs, _) = capture_pass(cpu.model.as_lm(), ids, &CaptureSpec::all())?;
+                for key in ["hidden_states.decoder", "activations.decoder", "attention.decoder"] {
+                    let get = |t: &std::collections::BTreeMap<String, F32Tensor>| t.get(key).cloned().with_context(|| format!("no {key}"));
+                    assert_close_scaled(key, &get(&ours)?, &get(&theirs)?, GPU_TOLERANCE)?;
+                }
+                let options = AttributionOptions::default();
+                let ours = attribute(&gpu, case, Method::GradXInput, &options)?;
+                let theirs = attribute(&cpu, case, Method::GradXInput, &options)?;
+                compare_lists("grad_x_input", &ours, &theirs, GPU_TOLERANCE)
+            };
+            check().with_context(|| format!("{name}/{}", case.name))?;
+        }
+    }
+    Ok(())
 }
