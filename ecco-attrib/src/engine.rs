@@ -123,26 +123,40 @@ fn score(model: &dyn LanguageModel, x: Tensor<3>, rows: &[Row], scoring: Scoring
         rows.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
     let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &device);
     let h = (out.last_hidden * pick).sum_dim(1);
-    let logits = model.lm_head(h.reshape([n, 1, hidden])).ok_or(Error::NoLmHead)?;
+    let targets = rows.iter().map(|r| (r.target, r.foil, r.weight));
+    head_scores(model, h.reshape([n, 1, hidden]), targets, scoring.target)
+}
+
+/// Each row's weighted score from its hidden state at the scored position, `h`
+/// `[rows, 1, hidden]`: `weight * (score(target) - score(foil))`, where a score is the
+/// softmax probability or the logit the LM head gives.
+pub(crate) fn head_scores(
+    model: &dyn LanguageModel,
+    h: Tensor<3>,
+    targets: impl Iterator<Item = (u32, Option<u32>, f32)>,
+    target: AttributionTarget,
+) -> Result<Tensor<1>> {
+    let n = h.dims()[0];
+    let logits = model.lm_head(h).ok_or(Error::NoLmHead)?;
     let vocab = logits.dims()[2];
     let logits = logits.reshape([n, vocab]);
-    let values = match scoring.target {
+    let values = match target {
         AttributionTarget::Prob => activation::softmax(logits, 1),
         AttributionTarget::Logit => logits,
     };
     let mut select = vec![0f32; n * vocab];
-    for (i, r) in rows.iter().enumerate() {
-        for (id, sign) in [(Some(r.target), 1.0), (r.foil, -1.0)] {
+    for (i, (id, foil, weight)) in targets.enumerate() {
+        for (id, sign) in [(Some(id), 1.0), (foil, -1.0)] {
             if let Some(id) = id {
                 let id = id as usize;
                 if id >= vocab {
                     return Err(Error::TokenOutOfRange { id: id as u32, vocab });
                 }
-                select[i * vocab + id] += sign * r.weight;
+                select[i * vocab + id] += sign * weight;
             }
         }
     }
-    let select = Tensor::<2>::from_data(TensorData::new(select, [n, vocab]), &device);
+    let select = Tensor::<2>::from_data(TensorData::new(select, [n, vocab]), &values.device());
     Ok((values * select).sum_dim(1).reshape([n]))
 }
 

@@ -8,11 +8,10 @@
 //! decoder_inputs_embeds)`; integrated gradients scale both). The two attributions are
 //! concatenated, encoder first, then reduced to the L2 norm per position and divided by the sum.
 
-use burn::tensor::{Int, Tensor, TensorData, activation};
+use burn::tensor::{Int, Tensor, TensorData};
 use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInputs, ModelKind};
 
 use crate::attribute::{AttributionOptions, l2_per_position, normalise, times};
-use crate::engine::AttributionTarget;
 use crate::error::{Error, Result};
 use crate::gauss_legendre::gauss_legendre;
 use crate::method::Method;
@@ -143,22 +142,8 @@ fn batch_gradients(
     let inputs = ModelInputs { embeds: x_enc.clone(), decoder_embeds: Some(x_dec.clone()) };
     let out = model.forward(inputs, &CaptureSpec::none().with_logits(Logits::Skip))?;
     let last = out.last_hidden.slice([0..n, dec_len - 1..dec_len, 0..hidden]);
-    let logits = model.lm_head(last).ok_or(Error::NoLmHead)?;
-    let vocab = logits.dims()[2];
-    let logits = logits.reshape([n, vocab]);
-    let values = match options.target {
-        AttributionTarget::Prob => activation::softmax(logits, 1),
-        AttributionTarget::Logit => logits,
-    };
-    let mut select = vec![0f32; n * vocab];
-    for (i, &(_, w)) in points.iter().enumerate() {
-        select[i * vocab + target as usize] += w as f32;
-        if let Some(foil) = options.contrast_with {
-            select[i * vocab + foil as usize] -= w as f32;
-        }
-    }
-    let select = Tensor::<2>::from_data(TensorData::new(select, [n, vocab]), &values.device());
-    let grads = (values * select).sum().backward();
+    let targets = points.iter().map(|&(_, w)| (target, options.contrast_with, w as f32));
+    let grads = crate::engine::head_scores(model, last, targets, options.target)?.sum().backward();
     let read = |x: &Tensor<3>, len: usize| -> Result<Vec<f32>> {
         let g = x.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the inputs".to_owned()))?;
         let g = g.sum_dim(0).reshape([len * hidden]);
