@@ -171,40 +171,18 @@ impl SafetensorsReader {
         Ok((entry, self.bytes.slice(range)))
     }
 
-    /// Reads tensor `name`'s stored bytes as they are, with its entry.
+    /// Reads tensor `name`, converting F16 and BF16 to f32 (an F32 tensor on a little-endian
+    /// host is one copy, no decoding).
     ///
     /// # Errors
-    /// [`Error::MissingTensor`].
-    pub fn read_raw(&self, name: &str) -> Result<(TensorEntry, Vec<u8>)> {
-        let (entry, bytes) = self.shared_bytes(name)?;
-        Ok((entry, bytes.to_vec()))
-    }
-
-    /// Reads an F32 tensor straight into an `f32` buffer (one pass, no decoding), on a
-    /// little-endian host; `None` when the tensor is stored in another dtype or the host is
-    /// big-endian.
-    ///
-    /// # Errors
-    /// [`Error::MissingTensor`].
-    pub fn read_f32_direct(&self, name: &str) -> Result<Option<F32Tensor>> {
-        let (entry, bytes) = self.shared_bytes(name)?;
-        if entry.dtype != "F32" || cfg!(target_endian = "big") {
-            return Ok(None);
-        }
-        let mut data = vec![0f32; bytes.len() / 4];
-        bytemuck::cast_slice_mut::<f32, u8>(&mut data).copy_from_slice(&bytes);
-        Ok(Some(F32Tensor { shape: entry.shape, data }))
-    }
-
-    /// Reads tensor `name`, converting F16 and BF16 to f32.
-    ///
-    /// # Errors
-    /// [`Error::MissingTensor`], [`Error::UnsupportedDtype`] or [`Error::Io`].
+    /// [`Error::MissingTensor`] or [`Error::UnsupportedDtype`].
     pub fn read_f32(&self, name: &str) -> Result<F32Tensor> {
-        if let Some(t) = self.read_f32_direct(name)? {
-            return Ok(t);
+        let (entry, bytes) = self.shared_bytes(name)?;
+        if entry.dtype == "F32" && cfg!(target_endian = "little") {
+            let mut data = vec![0f32; bytes.len() / 4];
+            bytemuck::cast_slice_mut::<f32, u8>(&mut data).copy_from_slice(&bytes);
+            return Ok(F32Tensor { shape: entry.shape, data });
         }
-        let (entry, bytes) = self.read_raw(name)?;
         let data = decode_f32(&entry.dtype, &bytes).ok_or_else(|| Error::UnsupportedDtype {
             path: self.path.clone(),
             name: name.to_owned(),
