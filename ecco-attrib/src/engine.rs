@@ -9,7 +9,7 @@
 //!
 //! Model weights are plain tensors: only the input copies live on the autodiff device.
 
-use burn::tensor::{Tensor, TensorData, activation};
+use burn::tensor::{Int, Tensor, TensorData, activation};
 use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInputs};
 use serde::{Deserialize, Serialize};
 
@@ -200,6 +200,9 @@ pub(crate) fn gradients(
             sums[r.group].resize(need, 0.0);
         }
     }
+    if shared_forward_gradients(model, embeds, rows, &mut sums, scoring, progress)? {
+        return Ok(sums);
+    }
     for range in batches(rows, scoring.max_batch_tokens, scoring.fixed_len) {
         let batch = &rows[range];
         let len = batch.iter().map(|r| row_len(r, scoring.fixed_len)).max().unwrap_or(1);
@@ -218,6 +221,75 @@ pub(crate) fn gradients(
         progress(batch.len());
     }
     Ok(sums)
+}
+
+/// [`gradients`] through the model's hand-written backward pass
+/// ([`LanguageModel::input_gradients`]), when it has one and the rows allow it (causal, none
+/// occluded): one forward pass per input scale serves every row of that scale. Adds each row's
+/// gradient to `sums` and returns `true`; returns `false`, having done nothing, otherwise.
+fn shared_forward_gradients(
+    model: &dyn LanguageModel,
+    embeds: &Tensor<2>,
+    rows: &[Row],
+    sums: &mut [Vec<f32>],
+    scoring: Scoring,
+    progress: &mut dyn FnMut(usize),
+) -> Result<bool> {
+    if scoring.fixed_len.is_some() || rows.iter().any(|r| r.occlude.is_some()) || rows.is_empty() {
+        return Ok(false);
+    }
+    let hidden = embeds.dims()[1];
+    let seq = rows.iter().map(|r| r.position + 1).max().unwrap_or(1);
+    let mut scales: Vec<f32> = Vec::new();
+    for r in rows {
+        if !scales.contains(&r.scale) {
+            scales.push(r.scale);
+        }
+    }
+    // One forward pass takes as many scaled copies as the token budget allows.
+    let per_pass = (scoring.max_batch_tokens / seq).max(1);
+    for chunk in scales.chunks(per_pass) {
+        let copies: Vec<Row> = chunk.iter().map(|&scale| Row { scale, ..rows[0].clone() }).collect();
+        let x = inputs(embeds, &copies, seq);
+        let tape = match model.input_gradients(x) {
+            None => return Ok(false),
+            Some(tape) => tape?,
+        };
+        let last = tape.last_hidden().reshape([chunk.len() * seq, hidden]);
+        // The chunk's rows with their copies, by position: batches mix copies and stay even.
+        let mut of_chunk: Vec<(Row, usize)> = rows
+            .iter()
+            .filter_map(|r| chunk.iter().position(|&s| s == r.scale).map(|copy| (r.clone(), copy)))
+            .collect();
+        of_chunk.sort_by_key(|(r, _)| r.position);
+        let (of_chunk, copies): (Vec<Row>, Vec<usize>) = of_chunk.into_iter().unzip();
+        for range in batches(&of_chunk, scoring.max_batch_tokens, None) {
+            let (batch, copies) = (&of_chunk[range.clone()], &copies[range]);
+            let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+            let n = batch.len();
+            // Each row's score as a function of its final hidden state, differentiated...
+            let at: Vec<i64> = batch.iter().zip(copies).map(|(r, &c)| (c * seq + r.position) as i64).collect();
+            let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &last.device());
+            let h = last.clone().select(0, at).reshape([n, 1, hidden]).autodiff().require_grad();
+            let targets = batch.iter().map(|r| (r.target, r.foil, r.weight));
+            let grads = head_scores(model, h.clone(), targets, scoring.target)?.sum().backward();
+            let dh = h.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the hidden states".to_owned()))?;
+            // ... placed at each row's scored position, then through the model.
+            let pick: Vec<f32> =
+                batch.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
+            let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &last.device());
+            let grad = tape.backward(copies, dh * pick)?;
+            let grad = grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
+            for (i, r) in batch.iter().enumerate() {
+                let row = &grad[i * len * hidden..(i + 1) * len * hidden];
+                for (s, g) in sums[r.group].iter_mut().zip(row) {
+                    *s += g;
+                }
+            }
+            progress(n);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub mod trace;
 
 pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};
-pub use model::{CausalLm, KvCache, LanguageModel, ModelInfo, ModelInputs, ModelKind, ModelOutput};
+pub use model::{CausalLm, InputGradients, KvCache, LanguageModel, ModelInfo, ModelInputs, ModelKind, ModelOutput};
 pub use tensors::{F32Tensor, SafetensorsReader, write_safetensors};
 pub use trace::{
     GenerationSettings, MaskedPrediction, PredictedToken, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel, check_output_dir,

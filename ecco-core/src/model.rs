@@ -106,6 +106,38 @@ pub trait LanguageModel {
     /// The LM head on hidden states, `[batch, seq, hidden]` to `[batch, seq, vocab]`;
     /// `None` for a bare encoder.
     fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>>;
+
+    /// A forward pass over plain (non-autodiff) input embeddings `[copies, seq, hidden]` that
+    /// keeps what a hand-written backward pass needs, so that many gradients share one forward
+    /// pass (see [`InputGradients`]); `None` when the model has no such pass, and callers fall
+    /// back to autodiff.
+    ///
+    /// # Errors
+    /// As [`LanguageModel::forward`].
+    fn input_gradients(&self, embeds: Tensor<3>) -> Option<Result<Box<dyn InputGradients + '_>>> {
+        let _ = embeds;
+        None
+    }
+}
+
+/// A causal model's forward pass kept for vector-Jacobian products with respect to its input
+/// embeddings (a hand-written backward pass; see [`LanguageModel::input_gradients`]).
+///
+/// Attributing `n` generated tokens takes `n` gradients of one sequence. With autodiff each
+/// needs its own forward pass over its own input copy; here one forward pass serves them all,
+/// and the causal mask lets each gradient stop at its own scored position.
+pub trait InputGradients {
+    /// The final hidden states (after the final norm), `[copies, seq, hidden]`.
+    fn last_hidden(&self) -> Tensor<3>;
+
+    /// Per row `i`, the gradient of `sum(cotangents[i] * last_hidden[copies[i], ..len])` with
+    /// respect to the input embeddings of copy `copies[i]`: `[rows, len, hidden]` for
+    /// `cotangents` `[rows, len, hidden]`, where `len <= seq`. Positions past `len` are not
+    /// read: causal models only.
+    ///
+    /// # Errors
+    /// A copy out of range, `copies` and the rows of different lengths, `len` past the sequence.
+    fn backward(&self, copies: &[usize], cotangents: Tensor<3>) -> Result<Tensor<3>>;
 }
 
 /// Keys and values of every block, kept between generation steps.

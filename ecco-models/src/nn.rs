@@ -18,9 +18,30 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Normalises `x`, `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.affine(self.standardise(x).0)
+    }
+
+    /// `(x - mean) / std` and `1 / std` (`[batch, seq, 1]`), `std = sqrt(var + eps)`: what
+    /// [`LayerNorm::backward`] needs.
+    pub fn standardise(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
         let (var, mean) = x.clone().var_mean_bias(2);
-        let normed = (x - mean) / (var + self.eps).sqrt();
-        normed * self.weight.clone().unsqueeze::<3>() + self.bias.clone().unsqueeze::<3>()
+        let std = (var + self.eps).sqrt();
+        ((x - mean) / std.clone(), std.recip())
+    }
+
+    /// Scale and shift standardised values.
+    pub fn affine(&self, standardised: Tensor<3>) -> Tensor<3> {
+        standardised * self.weight.clone().unsqueeze::<3>() + self.bias.clone().unsqueeze::<3>()
+    }
+
+    /// The gradient with respect to the input, given the output's `dy` `[rows, seq, hidden]` and
+    /// the forward pass's [`LayerNorm::standardise`] results (their batch may be 1, broadcast):
+    /// `(dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std`, `dxhat = dy * weight`.
+    pub fn backward(&self, dy: Tensor<3>, xhat: &Tensor<3>, rstd: &Tensor<3>) -> Tensor<3> {
+        let dxhat = dy * self.weight.clone().unsqueeze::<3>();
+        let mean = dxhat.clone().mean_dim(2);
+        let mean_x = (dxhat.clone() * xhat.clone()).mean_dim(2);
+        (dxhat - mean - xhat.clone() * mean_x) * rstd.clone()
     }
 }
 

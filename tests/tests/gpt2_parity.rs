@@ -136,9 +136,10 @@ fn attributions_match_captum_and_rollout_reference() -> Result<()> {
     let options = AttributionOptions::default();
     for_each_case(|m, _, case| {
         for (method, key, tol) in [
-            (Method::GradXInput, "grad_x_input", 2e-3),
-            (Method::Gradient, "gradient", 2e-3),
-            (Method::IntegratedGradients, "integrated_gradients", 1e-2),
+            // The issue asks for 2e-3 (1e-2 for IG); we measure at most 3e-7.
+            (Method::GradXInput, "grad_x_input", 1e-5),
+            (Method::Gradient, "gradient", 1e-5),
+            (Method::IntegratedGradients, "integrated_gradients", 1e-5),
             // Rollout is attention only: as tight as the captured attention.
             (Method::AttentionRollout, "attention_rollout", 1e-5),
         ] {
@@ -241,4 +242,52 @@ fn device_matches_flex() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The hand-written backward pass (`LanguageModel::input_gradients`, which attribution uses)
+/// against burn's autodiff through the ordinary forward pass: the same final hidden states, and
+/// the same gradients of `sum(cotangents * last_hidden)` for two scaled input copies, several
+/// cotangent rows and a prefix shorter than the sequence (within 1e-5 of their scale).
+#[test]
+fn hand_backward_matches_autodiff() -> Result<()> {
+    for_each_case(|m, _, case| {
+        let lm = m.model.as_lm();
+        let ids = final_pass_ids(case);
+        let seq = ids.len();
+        let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        let e = lm.embed(Tensor::<2, Int>::from_data(TensorData::new(data, [1, seq]), lm.device()));
+        let scales = [1.0f32, 0.37];
+        let x = Tensor::cat(scales.iter().map(|&s| e.clone() * s).collect(), 0);
+        let tape = lm.input_gradients(x.clone()).context("GPT-2 has a hand-written backward pass")??;
+        let hidden = lm.info().hidden_size;
+        for (copy, len) in [(0, seq), (1, seq.saturating_sub(2).max(1))] {
+            let rows = 3;
+            let cot: Vec<f32> = (0..rows * len * hidden).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
+            let cot = Tensor::<3>::from_data(TensorData::new(cot, [rows, len, hidden]), lm.device());
+            let ours = to_f32(tape.backward(&[copy; 3], cot.clone())?)?;
+            let xc = x.clone().slice([copy..copy + 1, 0..len, 0..hidden]).repeat_dim(0, rows).autodiff().require_grad();
+            let out = lm.forward(ModelInputs::new(xc.clone()), &CaptureSpec::none().with_logits(Logits::Skip))?;
+            if copy == 0 {
+                let last = tape.last_hidden().slice([0..1, 0..len, 0..hidden]);
+                let plain = out.last_hidden.clone().slice([0..1, 0..len, 0..hidden]).inner();
+                assert_close_scaled("last hidden", &to_f32(last)?, &to_f32(plain)?, device_tol(1e-5))?;
+            }
+            let grads = (out.last_hidden * cot.autodiff()).sum().backward();
+            let theirs = to_f32(xc.grad(&grads).context("no gradient")?)?;
+            assert_close_scaled(&format!("input gradient, copy {copy}, {len} positions"), &ours, &theirs, device_tol(1e-5))?;
+        }
+        // Rows of different copies in one call: each as if alone.
+        let len = seq;
+        let cot: Vec<f32> = (0..2 * len * hidden).map(|i| (i * 104_729 % 997) as f32 / 498.5 - 1.0).collect();
+        let cot = Tensor::<3>::from_data(TensorData::new(cot, [2, len, hidden]), lm.device());
+        let mixed = to_f32(tape.backward(&[1, 0], cot.clone())?)?;
+        for (row, copy) in [(0, 1), (1, 0)] {
+            let alone = to_f32(tape.backward(&[copy], cot.clone().slice([row..row + 1, 0..len, 0..hidden]))?)?;
+            let part = &mixed.data[row * len * hidden..(row + 1) * len * hidden];
+            assert_close_abs(&format!("mixed copies, row {row}"), part, &alone.data, 1e-6 * alone.data.iter().fold(0f32, |m, v| m.max(v.abs())))?;
+        }
+        ensure!(tape.backward(&[2], e.clone()).is_err(), "an input copy out of range is an error");
+        ensure!(tape.backward(&[0, 0], e.clone()).is_err(), "one copy per row");
+        Ok(())
+    })
 }

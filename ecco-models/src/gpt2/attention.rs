@@ -43,6 +43,17 @@ impl Attention {
         mask: Option<&Tensor<4>>,
         want_weights: bool,
     ) -> AttentionOutput {
+        let (q, mut k, mut v) = self.heads(x);
+        if let Some((past_k, past_v)) = past {
+            k = Tensor::cat(vec![past_k, k], 2);
+            v = Tensor::cat(vec![past_v, v], 2);
+        }
+        let (weights, output) = self.attend(&q, &k, &v, mask);
+        AttentionOutput { output, weights: want_weights.then_some(weights), kv: (k, v) }
+    }
+
+    /// Queries, keys and values of `x` `[batch, seq, hidden]`, each `[batch, heads, seq, head_dim]`.
+    pub fn heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.n_head;
         let qkv = self.c_attn.forward(x);
@@ -52,21 +63,21 @@ impl Attention {
                 .reshape([batch, seq, self.n_head, head_dim])
                 .swap_dims(1, 2)
         };
-        let (q, mut k, mut v) = (split(0), split(1), split(2));
-        if let Some((past_k, past_v)) = past {
-            k = Tensor::cat(vec![past_k, k], 2);
-            v = Tensor::cat(vec![past_v, v], 2);
-        }
-        let mut scores = q.matmul(k.clone().swap_dims(2, 3)) * self.scale;
+        (split(0), split(1), split(2))
+    }
+
+    /// The softmaxed weights `[batch, heads, seq, keys]` and the projected output
+    /// `[batch, seq, hidden]` of queries attending to keys and values (`mask` as in
+    /// [`Attention::forward`]).
+    pub fn attend(&self, q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, mask: Option<&Tensor<4>>) -> (Tensor<4>, Tensor<3>) {
+        let [batch, _, seq, _] = q.dims();
+        let hidden = self.c_proj.weight.dims()[0];
+        let mut scores = q.clone().matmul(k.clone().swap_dims(2, 3)) * self.scale;
         if let Some(mask) = mask {
             scores = scores + mask.clone();
         }
         let weights = activation::softmax(scores, 3);
         let context = weights.clone().matmul(v.clone()).swap_dims(1, 2).reshape([batch, seq, hidden]);
-        AttentionOutput {
-            output: self.c_proj.forward(context),
-            weights: want_weights.then_some(weights),
-            kv: (k, v),
-        }
+        (weights, self.c_proj.forward(context))
     }
 }

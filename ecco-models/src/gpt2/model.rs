@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ecco_core::{
-    CaptureSpec, CausalLm, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelOutput, StackCaptures,
+    CaptureSpec, CausalLm, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelOutput, StackCaptures,
 };
 
 use crate::gpt2::block::Block;
@@ -104,7 +104,7 @@ impl Gpt2 {
 }
 
 /// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
-fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
+pub(crate) fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
     let keys = past + seq;
     let data: Vec<f32> =
         (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
@@ -134,6 +134,13 @@ impl LanguageModel for Gpt2 {
 
     fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>> {
         Some(self.project(hidden))
+    }
+
+    fn input_gradients(&self, embeds: Tensor<3>) -> Option<ecco_core::Result<Box<dyn InputGradients + '_>>> {
+        if embeds.is_autodiff() {
+            return None;
+        }
+        Some(self.tape(embeds).map(|t| Box::new(t) as Box<dyn InputGradients + '_>))
     }
 }
 

@@ -1,0 +1,190 @@
+//! GPT-2's backward pass with respect to its input embeddings, written by hand so that one
+//! forward pass serves many gradients ([`ecco_core::InputGradients`]).
+//!
+//! Attributing `n` generated tokens takes `n` gradients of one sequence, each at its own scored
+//! position. Autodiff needs a forward pass per gradient; here the forward pass over the whole
+//! sequence runs once and keeps what the backward pass reads (each norm's standardised input
+//! and `1/std`, the queries, keys, values and attention weights, the FFN nonlinearity's
+//! derivative), and every gradient is one backward pass that broadcasts those. The causal mask
+//! makes the first `len` positions of the forward pass the forward pass of the first `len`
+//! tokens, so a gradient stops at its own scored position.
+//!
+//! Per block, with `a = ln_1(x)`, `x' = x + attn(a)`, `y = x' + W_proj act(W_fc ln_2(x'))`:
+//! `dx' = dy + ln_2ᵀ(W_fcᵀ (act'(u) * W_projᵀ dy))` and `dx = dx' + ln_1ᵀ(W_qkvᵀ dqkv)`, where
+//! `dqkv` is the softmax attention's backward pass: `dP = dC Vᵀ`, `dV = Pᵀ dC`,
+//! `dS = P * (dP - rowsum(dP * P)) * scale`, `dQ = dS K`, `dK = dSᵀ Q`.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ecco_core::InputGradients;
+
+use crate::gpt2::block::Block;
+use crate::gpt2::model::{Gpt2, causal_mask};
+
+/// What one block's backward pass reads from the forward pass, batch = input copies.
+#[derive(Clone, Debug)]
+struct BlockTape {
+    /// `ln_1`'s standardised input `[copies, seq, hidden]` and `1/std` `[copies, seq, 1]`.
+    ln_1: (Tensor<3>, Tensor<3>),
+    /// Queries, keys and values, `[copies, heads, seq, head_dim]`.
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    /// Softmaxed attention weights, `[copies, heads, seq, seq]`.
+    weights: Tensor<4>,
+    /// `ln_2`'s standardised input and `1/std`.
+    ln_2: (Tensor<3>, Tensor<3>),
+    /// The FFN nonlinearity's derivative at `c_fc`'s output, `[copies, seq, inner]`.
+    act_grad: Tensor<3>,
+}
+
+/// Which input copies a backward pass reads, and how many positions.
+struct Rows {
+    /// One copy for every row (its tape is broadcast), or one per row.
+    copies: Result<usize, Tensor<1, Int>>,
+    len: usize,
+}
+
+impl Rows {
+    fn new(copies: &[usize], len: usize, device: &Device) -> Self {
+        let copies = match copies {
+            [first, rest @ ..] if rest.iter().all(|c| c == first) => Ok(*first),
+            _ => {
+                let ids: Vec<i64> = copies.iter().map(|&c| c as i64).collect();
+                Err(Tensor::from_data(TensorData::new(ids, [copies.len()]), device))
+            }
+        };
+        Self { copies, len }
+    }
+
+    /// The rows' copies of `t` `[copies, ...]`: batch 1 when they share one.
+    fn pick<const D: usize>(&self, t: &Tensor<D>) -> Tensor<D> {
+        match &self.copies {
+            Ok(c) => t.clone().slice_dim(0, *c..*c + 1),
+            Err(ids) => t.clone().select(0, ids.clone()),
+        }
+    }
+}
+
+impl BlockTape {
+    /// The tape of the rows' copies, first `len` positions.
+    fn rows(&self, rows: &Rows) -> Self {
+        let len = rows.len;
+        let s3 = |t: &Tensor<3>| rows.pick(t).slice_dim(1, 0..len);
+        let s4 = |t: &Tensor<4>, keys: bool| {
+            let t = rows.pick(t).slice_dim(2, 0..len);
+            if keys { t.slice_dim(3, 0..len) } else { t }
+        };
+        Self {
+            ln_1: (s3(&self.ln_1.0), s3(&self.ln_1.1)),
+            q: s4(&self.q, false),
+            k: s4(&self.k, false),
+            v: s4(&self.v, false),
+            weights: s4(&self.weights, true),
+            ln_2: (s3(&self.ln_2.0), s3(&self.ln_2.1)),
+            act_grad: s3(&self.act_grad),
+        }
+    }
+}
+
+/// A GPT-2 forward pass over input copies `[copies, seq, hidden]`, kept for backward passes.
+#[derive(Debug)]
+pub struct Tape<'a> {
+    model: &'a Gpt2,
+    blocks: Vec<BlockTape>,
+    /// `ln_f`'s standardised input and `1/std`.
+    ln_f: (Tensor<3>, Tensor<3>),
+    last_hidden: Tensor<3>,
+}
+
+impl Gpt2 {
+    /// Runs the forward pass over plain input embeddings `[copies, seq, hidden]` and keeps what
+    /// [`InputGradients::backward`] reads.
+    ///
+    /// # Errors
+    /// A sequence longer than the position embeddings.
+    pub fn tape(&self, embeds: Tensor<3>) -> ecco_core::Result<Tape<'_>> {
+        let [_, seq, hidden] = embeds.dims();
+        if seq > self.config.n_positions {
+            return Err(ecco_core::Error::SequenceTooLong { len: seq, max: self.config.n_positions });
+        }
+        let mut x = embeds + self.wpe.clone().slice([0..seq, 0..hidden]).unsqueeze::<3>();
+        let mask = (seq > 1).then(|| causal_mask(seq, 0, &x.device()));
+        let mut blocks = Vec::with_capacity(self.h.len());
+        for block in &self.h {
+            let (y, tape) = forward(block, x, mask.as_ref());
+            x = y;
+            blocks.push(tape);
+        }
+        let ln_f = self.ln_f.standardise(x);
+        let last_hidden = self.ln_f.affine(ln_f.0.clone());
+        Ok(Tape { model: self, blocks, ln_f, last_hidden })
+    }
+}
+
+/// One block's forward pass (as [`Block::forward`]), keeping its tape.
+fn forward(b: &Block, x: Tensor<3>, mask: Option<&Tensor<4>>) -> (Tensor<3>, BlockTape) {
+    let ln_1 = b.ln_1.standardise(x.clone());
+    let (q, k, v) = b.attn.heads(b.ln_1.affine(ln_1.0.clone()));
+    let (weights, attended) = b.attn.attend(&q, &k, &v, mask);
+    let x = x + attended;
+    let ln_2 = b.ln_2.standardise(x.clone());
+    let u = b.mlp.c_fc.forward(b.ln_2.affine(ln_2.0.clone()));
+    let act_grad = b.mlp.act.derivative(u.clone());
+    let y = x + b.mlp.c_proj.forward(b.mlp.act.forward(u));
+    (y, BlockTape { ln_1, q, k, v, weights, ln_2, act_grad })
+}
+
+/// `dy @ wᵀ`: the gradient with respect to the input of `x @ w` (`w` `[in, out]`).
+fn linear_back(dy: Tensor<3>, w: &Tensor<2>) -> Tensor<3> {
+    let [n, len, d_out] = dy.dims();
+    let d_in = w.dims()[0];
+    dy.reshape([n * len, d_out]).matmul(w.clone().transpose()).reshape([n, len, d_in])
+}
+
+/// One block's backward pass: `dy` `[rows, len, hidden]` to the gradient of its input, with `t`
+/// the tape of the rows' input copies, first `len` positions (batch 1 is broadcast).
+fn backward(b: &Block, t: &BlockTape, dy: Tensor<3>) -> Tensor<3> {
+    let [n, len, hidden] = dy.dims();
+    let heads = b.attn.n_head;
+    let head_dim = hidden / heads;
+    // MLP and its residual.
+    let du = linear_back(dy.clone(), &b.mlp.c_proj.weight) * t.act_grad.clone();
+    let dx = dy + b.ln_2.backward(linear_back(du, &b.mlp.c_fc.weight), &t.ln_2.0, &t.ln_2.1);
+    // Attention and its residual.
+    let dc = linear_back(dx.clone(), &b.attn.c_proj.weight).reshape([n, len, heads, head_dim]).swap_dims(1, 2);
+    let dp = dc.clone().matmul(t.v.clone().swap_dims(2, 3));
+    let dv = t.weights.clone().swap_dims(2, 3).matmul(dc);
+    let rowsum = (dp.clone() * t.weights.clone()).sum_dim(3);
+    let ds = t.weights.clone() * (dp - rowsum) * b.attn.scale;
+    let dq = ds.clone().matmul(t.k.clone());
+    let dk = ds.swap_dims(2, 3).matmul(t.q.clone());
+    let merge = |d: Tensor<4>| d.swap_dims(1, 2).reshape([n, len, hidden]);
+    let dqkv = Tensor::cat(vec![merge(dq), merge(dk), merge(dv)], 2);
+    dx + b.ln_1.backward(linear_back(dqkv, &b.attn.c_attn.weight), &t.ln_1.0, &t.ln_1.1)
+}
+
+impl InputGradients for Tape<'_> {
+    fn last_hidden(&self) -> Tensor<3> {
+        self.last_hidden.clone()
+    }
+
+    fn backward(&self, copies: &[usize], cotangents: Tensor<3>) -> ecco_core::Result<Tensor<3>> {
+        let [n_copies, seq, hidden] = self.last_hidden.dims();
+        let [rows, len, width] = cotangents.dims();
+        let bad_copy = copies.iter().find(|&&c| c >= n_copies);
+        if copies.len() != rows || len > seq || width != hidden || bad_copy.is_some() {
+            return Err(ecco_core::Error::ShapeMismatch {
+                name: format!("cotangents of input copies {copies:?} (of {n_copies})"),
+                expected: vec![copies.len(), seq, hidden],
+                found: vec![rows, len, width],
+            });
+        }
+        let picked = Rows::new(copies, len, &cotangents.device());
+        let ln_f = |t: &Tensor<3>| picked.pick(t).slice_dim(1, 0..len);
+        let mut d = self.model.ln_f.backward(cotangents, &ln_f(&self.ln_f.0), &ln_f(&self.ln_f.1));
+        for (block, tape) in self.model.h.iter().zip(&self.blocks).rev() {
+            d = backward(block, &tape.rows(&picked), d);
+        }
+        Ok(d)
+    }
+}
