@@ -23,7 +23,7 @@ fi
 
 # The Vulkan loader and at least one driver (ICD) for it.
 have_vulkan() {
-    { ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; } \
+    { ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null; } \
         && { compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || compgen -G "/etc/vulkan/icd.d/*.json" >/dev/null; }
 }
 if ! have_vulkan; then
