@@ -60,6 +60,7 @@
 
 pub mod activation;
 pub mod bert;
+mod bpe_json;
 pub mod demo;
 pub mod device;
 pub mod error;

@@ -161,8 +161,8 @@ pub(crate) fn build(
         .map_err(|e| Error::InvalidConfig { path: config_path.clone(), reason: e.to_string() })?;
     let model_type = head.model_type.or_else(|| head.architectures.first().cloned()).unwrap_or_default();
     let short_name = Path::new(&name).file_name().map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
-    // Parsing a 50K-entry `tokenizer.json` takes about as long as reading the weights: do both
-    // at once.
+    // Parsing a 50K-entry `tokenizer.json` (about 50 ms, `bpe_json`) takes longer than mapping
+    // the weights: do both at once.
     let (tokenizer, model) = std::thread::scope(|s| {
         let tokenizer = s.spawn(tokenizer);
         let model = match model_type.as_str() {

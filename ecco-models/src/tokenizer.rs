@@ -29,8 +29,11 @@ impl Tokenizer {
         if !path.is_file() {
             return Err(Error::MissingFile { path: path.to_path_buf(), what: "tokenizer.json" });
         }
-        let mut inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
+        let mut inner = crate::bpe_json::read(&text).map_or_else(
+            || text.parse::<tokenizers::Tokenizer>().map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() }),
+            Ok,
+        )?;
         // Some checkpoints (sentence-transformers' MiniLM) pad every text to a fixed length and
         // truncate it; a trace reads the text as is, and length limits are checked against the
         // model's positions instead.
@@ -44,8 +47,11 @@ impl Tokenizer {
     /// # Errors
     /// [`Error::Tokenizer`] when it cannot be parsed.
     pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::Tokenizer { path: label.to_path_buf(), reason: e.to_string() })?;
+        let fast = std::str::from_utf8(bytes).ok().and_then(crate::bpe_json::read);
+        let inner = fast.map_or_else(
+            || tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer { path: label.to_path_buf(), reason: e.to_string() }),
+            Ok,
+        )?;
         Ok(Self { inner, path: label.to_path_buf() })
     }
 
