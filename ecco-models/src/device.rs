@@ -57,6 +57,20 @@ impl DeviceKind {
     }
 }
 
+/// Whether `device` is the CPU backend, whose tensors live in host memory (where
+/// [`crate::host::HostMatrix`] products run).
+pub fn is_cpu(device: &Device) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        *device == Device::flex()
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
 /// The default wgpu adapter (on Linux: Vulkan first, so a software driver such as lavapipe
 /// serves when there is no GPU), acquired on first use and shared after.
 #[cfg(feature = "wgpu")]

@@ -65,6 +65,7 @@ pub mod demo;
 pub mod device;
 pub mod error;
 pub mod generate;
+pub mod host;
 pub mod hub;
 pub mod gpt2;
 pub mod loader;

@@ -1,7 +1,9 @@
 //! Small building blocks shared by the architectures: layer norm, `nn.Linear`, GPT-2's `Conv1D`,
 //! and a matrix product for the few-row case of a decoding step.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::host::HostMatrix;
 
 /// Layer normalisation over the last dimension with a learned scale and shift
 /// (`torch.nn.LayerNorm`: biased variance, epsilon inside the square root).
@@ -53,6 +55,9 @@ pub struct Conv1D {
     pub weight: Tensor<2>,
     /// `[out]`.
     pub bias: Tensor<1>,
+    /// `weight` read in place from the mapped checkpoint, on the CPU backend: one-row inputs
+    /// (decoding steps) are multiplied by it directly.
+    pub host: Option<HostMatrix>,
 }
 
 impl Conv1D {
@@ -63,7 +68,9 @@ impl Conv1D {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d_in] = x.dims();
         let d_out = self.weight.dims()[1];
-        let y = matmul_few_rows(x.reshape([batch * seq, d_in]), &self.weight, false) + self.bias.clone().unsqueeze::<2>();
+        let x = x.reshape([batch * seq, d_in]);
+        let y = host_product(&x, self.host.as_ref(), HostMatrix::left_mul).unwrap_or_else(|| matmul_few_rows(x, &self.weight, false))
+            + self.bias.clone().unsqueeze::<2>();
         y.reshape([batch, seq, d_out])
     }
 }
@@ -89,6 +96,19 @@ impl Linear {
         let y = x.reshape([batch * seq, d_in]).matmul(self.weight.clone()) + self.bias.clone().unsqueeze::<2>();
         y.reshape([batch, seq, d_out])
     }
+}
+
+/// `product(host, x)` for a one-row `x` `[1, in]` when the weight has a host view and `x` is
+/// a plain tensor: `[1, out]`. `None` otherwise (more rows, autodiff, no view).
+pub fn host_product(x: &Tensor<2>, host: Option<&HostMatrix>, product: fn(&HostMatrix, &[f32]) -> Vec<f32>) -> Option<Tensor<2>> {
+    let host = host?;
+    if x.dims()[0] != 1 || x.is_autodiff() {
+        return None;
+    }
+    let values = x.clone().into_data().try_into_vec::<f32>().ok()?;
+    let y = product(host, &values);
+    let n = y.len();
+    Some(Tensor::from_data(TensorData::new(y, [1, n]), &x.device()))
 }
 
 /// Most rows of `x` for which [`matmul_few_rows`] splits the weight between threads.

@@ -52,12 +52,12 @@ impl Reader {
     /// `name`'s bytes shared with the mapped file (no copy), when they can be used as f32 as
     /// they are: an F32 safetensors tensor, 4-byte aligned, on a little-endian host. `None`
     /// otherwise (other dtypes, `pytorch_model.bin` tensors): read them with `read_f32`.
-    fn shared_f32(&self, name: &str) -> Result<Option<Bytes>> {
+    fn shared_f32(&self, name: &str) -> Result<Option<bytes::Bytes>> {
         match self {
             Self::Safetensors(r) => {
                 let (entry, bytes) = r.shared_bytes(name)?;
                 let usable = entry.dtype == "F32" && cfg!(target_endian = "little") && bytes.as_ptr().align_offset(4) == 0;
-                Ok(usable.then(|| Bytes::from_shared(bytes, AllocationProperty::File)))
+                Ok(usable.then_some(bytes))
             }
             #[cfg(feature = "pytorch")]
             Self::Pytorch(_) => Ok(None),
@@ -204,12 +204,28 @@ impl WeightSource {
     /// # Errors
     /// As [`WeightSource::take_f32`].
     pub fn take<const D: usize>(&mut self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>> {
+        self.take_shared(name, shape, device).map(|(t, _)| t)
+    }
+
+    /// [`WeightSource::take`], with the mapped file's bytes of the tensor when it shares them
+    /// (an F32 safetensors tensor, aligned, little-endian): what [`crate::host::HostMatrix`]
+    /// reads in place.
+    ///
+    /// # Errors
+    /// As [`WeightSource::take`].
+    pub fn take_shared<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Result<(Tensor<D>, Option<bytes::Bytes>)> {
         let (i, full) = self.locate(name, &shape)?;
         if let Some(shared) = self.readers[i].shared_f32(&full)? {
-            return Ok(Tensor::from_data(TensorData::from_bytes(shared, shape, DType::F32), device));
+            let data = TensorData::from_bytes(Bytes::from_shared(shared.clone(), AllocationProperty::File), shape, DType::F32);
+            return Ok((Tensor::from_data(data, device), Some(shared)));
         }
         let t = self.readers[i].read_f32(&full)?;
-        Ok(Tensor::from_data(TensorData::new(t.data, shape), device))
+        Ok((Tensor::from_data(TensorData::new(t.data, shape), device), None))
     }
 
     /// Fails when the checkpoint holds tensors that were not taken, except those for which

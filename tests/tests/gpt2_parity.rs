@@ -304,3 +304,34 @@ fn hand_backward_matches_autodiff() -> Result<()> {
         Ok(())
     })
 }
+
+/// One-token decoding steps (on the CPU: products on the mapped weights, `ecco_models::host`)
+/// give the logits of the full forward pass at every position, within 1e-5 of their scale.
+#[test]
+fn decode_steps_match_the_full_pass() -> Result<()> {
+    for_each_case(|m, _, case| {
+        if let ecco_models::Model::Gpt2(g) = &m.model {
+            let cpu = test_device()? == DeviceKind::Flex;
+            ensure!(g.head_host.is_some() == cpu && g.h[0].mlp.c_fc.host.is_some() == cpu, "host weights only on the CPU");
+        }
+        let ids = final_pass_ids(case);
+        let full = all_logits(m, ids)?;
+        let vocab = full.shape[2];
+        let lm = m.model.as_causal().context("causal")?;
+        let (logits, mut cache) = lm.decode_step(&ids[..case.n_prompt], ecco_core::KvCache::default())?;
+        let mut at = case.n_prompt - 1;
+        let mut step = to_f32(logits)?;
+        loop {
+            let want = F32Tensor { shape: vec![vocab], data: full.data[at * vocab..(at + 1) * vocab].to_vec() };
+            assert_close_scaled(&format!("decode step at {at}"), &step, &want, device_tol(1e-5))?;
+            at += 1;
+            if at == ids.len() {
+                break;
+            }
+            let (logits, next) = lm.decode_step(&ids[at..at + 1], cache)?;
+            cache = next;
+            step = to_f32(logits)?;
+        }
+        Ok(())
+    })
+}

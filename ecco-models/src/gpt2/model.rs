@@ -6,6 +6,7 @@ use ecco_core::{
 };
 
 use crate::gpt2::block::Block;
+use crate::host::HostMatrix;
 use crate::gpt2::config::Gpt2Config;
 use crate::nn::LayerNorm;
 
@@ -25,6 +26,9 @@ pub struct Gpt2 {
     pub ln_f: LayerNorm,
     /// An untied LM head `[vocab, hidden]`; `None` when tied to `wte`.
     pub lm_head: Option<Tensor<2>>,
+    /// The LM head read in place from the mapped checkpoint, on the CPU backend (one-row
+    /// products of decoding steps, [`crate::host`]).
+    pub head_host: Option<HostMatrix>,
     /// The configuration.
     pub config: Gpt2Config,
     /// Static facts for the traits.
@@ -99,7 +103,10 @@ impl Gpt2 {
         let [batch, seq, hidden] = x.dims();
         let head = self.lm_head.as_ref().unwrap_or(&self.wte);
         let vocab = head.dims()[0];
-        crate::nn::matmul_few_rows(x.reshape([batch * seq, hidden]), head, true).reshape([batch, seq, vocab])
+        let x = x.reshape([batch * seq, hidden]);
+        crate::nn::host_product(&x, self.head_host.as_ref(), HostMatrix::mul)
+            .unwrap_or_else(|| crate::nn::matmul_few_rows(x, head, true))
+            .reshape([batch, seq, vocab])
     }
 }
 

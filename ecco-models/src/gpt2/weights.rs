@@ -12,6 +12,7 @@ use crate::gpt2::attention::Attention;
 use crate::gpt2::block::{Block, Mlp};
 use crate::gpt2::config::Gpt2Config;
 use crate::gpt2::model::Gpt2;
+use crate::host::HostMatrix;
 use crate::nn::{Conv1D, LayerNorm};
 use crate::weights::WeightSource;
 
@@ -42,13 +43,14 @@ pub fn load_from(mut src: WeightSource, config: Gpt2Config, name: &str, device: 
     let ln = |src: &mut WeightSource, p: &str| -> Result<LayerNorm> {
         Ok(LayerNorm { weight: src.take(&format!("{p}.weight"), [h], device)?, bias: src.take(&format!("{p}.bias"), [h], device)?, eps })
     };
+    // On the CPU, one-row products read the mapped weights in place (`crate::host`).
+    let cpu = crate::device::is_cpu(device);
+    let host = |bytes: Option<bytes::Bytes>, rows: usize, cols: usize| bytes.filter(|_| cpu).and_then(|b| HostMatrix::new(b, rows, cols));
     let conv = |src: &mut WeightSource, p: &str, d_in: usize, d_out: usize| -> Result<Conv1D> {
-        Ok(Conv1D {
-            weight: src.take(&format!("{p}.weight"), [d_in, d_out], device)?,
-            bias: src.take(&format!("{p}.bias"), [d_out], device)?,
-        })
+        let (weight, shared) = src.take_shared(&format!("{p}.weight"), [d_in, d_out], device)?;
+        Ok(Conv1D { weight, bias: src.take(&format!("{p}.bias"), [d_out], device)?, host: host(shared, d_in, d_out) })
     };
-    let wte = src.take("wte.weight", [vocab, h], device)?;
+    let (wte, wte_shared) = src.take_shared("wte.weight", [vocab, h], device)?;
     let wpe = src.take("wpe.weight", [config.n_positions, h], device)?;
     let mut blocks = Vec::with_capacity(config.n_layer);
     for i in 0..config.n_layer {
@@ -75,11 +77,12 @@ pub fn load_from(mut src: WeightSource, config: Gpt2Config, name: &str, device: 
     }
     let ln_f = ln(&mut src, "ln_f")?;
     let tied = config.tie_word_embeddings;
-    let lm_head = if tied {
-        None
+    let (lm_head, head_host) = if tied {
+        (None, host(wte_shared, vocab, h))
     } else {
         src.set_prefix("");
-        Some(src.take("lm_head.weight", [vocab, h], device)?)
+        let (head, shared) = src.take_shared("lm_head.weight", [vocab, h], device)?;
+        (Some(head), host(shared, vocab, h))
     };
     src.finish(|n| is_allowed_extra(n, tied))?;
     let info = ModelInfo {
@@ -93,5 +96,5 @@ pub fn load_from(mut src: WeightSource, config: Gpt2Config, name: &str, device: 
         vocab_size: vocab,
         max_positions: Some(config.n_positions),
     };
-    Ok(Gpt2 { wte, wpe, h: blocks, ln_f, lm_head, config, info, device: device.clone() })
+    Ok(Gpt2 { wte, wpe, h: blocks, ln_f, lm_head, head_host, config, info, device: device.clone() })
 }
