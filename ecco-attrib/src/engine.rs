@@ -10,6 +10,7 @@
 //! Model weights are plain tensors: only the input copies live on the autodiff device.
 
 use burn::tensor::{Int, Tensor, TensorData, activation};
+use rayon::prelude::*;
 use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInputs};
 use serde::{Deserialize, Serialize};
 
@@ -263,30 +264,50 @@ fn shared_forward_gradients(
             .collect();
         of_chunk.sort_by_key(|(r, _)| r.position);
         let (of_chunk, copies): (Vec<Row>, Vec<usize>) = of_chunk.into_iter().unzip();
-        for range in batches(&of_chunk, scoring.max_batch_tokens, None) {
-            let (batch, copies) = (&of_chunk[range.clone()], &copies[range]);
-            let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
-            let n = batch.len();
-            // Each row's score as a function of its final hidden state, differentiated...
-            let at: Vec<i64> = batch.iter().zip(copies).map(|(r, &c)| (c * seq + r.position) as i64).collect();
-            let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &last.device());
-            let h = last.clone().select(0, at).reshape([n, 1, hidden]).autodiff().require_grad();
-            let targets = batch.iter().map(|r| (r.target, r.foil, r.weight));
-            let grads = head_scores(model, h.clone(), targets, scoring.target)?.sum().backward();
-            let dh = h.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the hidden states".to_owned()))?;
-            // ... placed at each row's scored position, then through the model.
-            let pick: Vec<f32> =
-                batch.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
-            let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &last.device());
-            let grad = tape.backward(copies, dh * pick)?;
-            let grad = grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
-            for (i, r) in batch.iter().enumerate() {
-                let row = &grad[i * len * hidden..(i + 1) * len * hidden];
-                for (s, g) in sums[r.group].iter_mut().zip(row) {
-                    *s += g;
-                }
+        // At least one batch per thread: the batches' backward passes run side by side (each
+        // product is too small for the matrix library to split well between threads).
+        let threads = rayon::current_num_threads().max(1);
+        let positions: usize = of_chunk.iter().map(|r| r.position + 1).sum();
+        let budget = scoring.max_batch_tokens.min(positions.div_ceil(threads)).max(1);
+        let planned = batches(&of_chunk, budget, None);
+        for group in planned.chunks(threads) {
+            // Each row's score as a function of its final hidden state, differentiated (autodiff
+            // stays on this thread), placed at the row's scored position...
+            let mut work = Vec::with_capacity(group.len());
+            for range in group {
+                let (batch, copies) = (&of_chunk[range.clone()], &copies[range.clone()]);
+                let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+                let n = batch.len();
+                let at: Vec<i64> = batch.iter().zip(copies).map(|(r, &c)| (c * seq + r.position) as i64).collect();
+                let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &last.device());
+                let h = last.clone().select(0, at).reshape([n, 1, hidden]).autodiff().require_grad();
+                let targets = batch.iter().map(|r| (r.target, r.foil, r.weight));
+                let grads = head_scores(model, h.clone(), targets, scoring.target)?.sum().backward();
+                let dh = h.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the hidden states".to_owned()))?;
+                let pick: Vec<f32> =
+                    batch.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
+                let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &last.device());
+                work.push((range.clone(), len, dh * pick));
             }
-            progress(n);
+            // ... then through the model, one batch per thread.
+            let tape = &*tape;
+            let grads: Vec<Result<Vec<f32>>> = work
+                .par_iter()
+                .map(|(range, _, cotangents)| {
+                    let grad = tape.backward(&copies[range.clone()], cotangents.clone())?;
+                    grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
+                })
+                .collect();
+            for ((range, len, _), grad) in work.iter().zip(grads) {
+                let grad = grad?;
+                for (i, r) in of_chunk[range.clone()].iter().enumerate() {
+                    let row = &grad[i * len * hidden..(i + 1) * len * hidden];
+                    for (s, g) in sums[r.group].iter_mut().zip(row) {
+                        *s += g;
+                    }
+                }
+                progress(range.len());
+            }
         }
     }
     Ok(true)

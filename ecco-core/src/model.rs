@@ -125,8 +125,9 @@ pub trait LanguageModel {
 ///
 /// Attributing `n` generated tokens takes `n` gradients of one sequence. With autodiff each
 /// needs its own forward pass over its own input copy; here one forward pass serves them all,
-/// and the causal mask lets each gradient stop at its own scored position.
-pub trait InputGradients {
+/// and the causal mask lets each gradient stop at its own scored position. Backward passes
+/// may run on several threads at once.
+pub trait InputGradients: Sync {
     /// The final hidden states (after the final norm), `[copies, seq, hidden]`.
     fn last_hidden(&self) -> Tensor<3>;
 
