@@ -11,7 +11,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData, activation};
 use rayon::prelude::*;
-use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInputs};
+use ecco_core::{CaptureSpec, InputGradients, LanguageModel, Logits, ModelInputs};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -145,6 +145,18 @@ pub(crate) fn head_scores(
         AttributionTarget::Prob => activation::softmax(logits, 1),
         AttributionTarget::Logit => logits,
     };
+    let select = selection(targets, n, vocab, &values.device())?;
+    Ok((values * select).sum_dim(1).reshape([n]))
+}
+
+/// `[rows, vocab]`: `weight` at each row's target token, `-weight` at its foil: the scores of
+/// [`head_scores`] are the sums of this times the probabilities (or logits).
+fn selection(
+    targets: impl Iterator<Item = (u32, Option<u32>, f32)>,
+    n: usize,
+    vocab: usize,
+    device: &burn::tensor::Device,
+) -> Result<Tensor<2>> {
     let mut select = vec![0f32; n * vocab];
     for (i, (id, foil, weight)) in targets.enumerate() {
         for (id, sign) in [(Some(id), 1.0), (foil, -1.0)] {
@@ -157,8 +169,30 @@ pub(crate) fn head_scores(
             }
         }
     }
-    let select = Tensor::<2>::from_data(TensorData::new(select, [n, vocab]), &values.device());
-    Ok((values * select).sum_dim(1).reshape([n]))
+    Ok(Tensor::<2>::from_data(TensorData::new(select, [n, vocab]), device))
+}
+
+/// The gradient of [`head_scores`] with respect to the logits, `[rows, vocab]`, without
+/// autodiff (so that threads can take it): the selection itself for logits, and
+/// `p * (select - sum(select * p))` for probabilities `p`.
+fn head_logit_gradients(
+    model: &dyn LanguageModel,
+    h: Tensor<3>,
+    targets: impl Iterator<Item = (u32, Option<u32>, f32)>,
+    target: AttributionTarget,
+) -> Result<Tensor<2>> {
+    let n = h.dims()[0];
+    let logits = model.lm_head(h).ok_or(Error::NoLmHead)?;
+    let vocab = logits.dims()[2];
+    let select = selection(targets, n, vocab, &logits.device())?;
+    Ok(match target {
+        AttributionTarget::Logit => select,
+        AttributionTarget::Prob => {
+            let p = activation::softmax(logits.reshape([n, vocab]), 1);
+            let score = (p.clone() * select.clone()).sum_dim(1);
+            p * (select - score)
+        }
+    })
 }
 
 fn read(t: Tensor<1>) -> Result<Vec<f32>> {
@@ -251,66 +285,77 @@ fn shared_forward_gradients(
     let per_pass = (scoring.max_batch_tokens / seq).max(1);
     for chunk in scales.chunks(per_pass) {
         let copies: Vec<Row> = chunk.iter().map(|&scale| Row { scale, ..rows[0].clone() }).collect();
-        let x = inputs(embeds, &copies, seq);
-        let tape = match model.input_gradients(x) {
-            None => return Ok(false),
-            Some(tape) => tape?,
-        };
-        let last = tape.last_hidden().reshape([chunk.len() * seq, hidden]);
-        // The chunk's rows with their copies, by position: batches mix copies and stay even.
-        let mut of_chunk: Vec<(Row, usize)> = rows
-            .iter()
-            .filter_map(|r| chunk.iter().position(|&s| s == r.scale).map(|copy| (r.clone(), copy)))
-            .collect();
-        of_chunk.sort_by_key(|(r, _)| r.position);
-        let (of_chunk, copies): (Vec<Row>, Vec<usize>) = of_chunk.into_iter().unzip();
-        // At least one batch per thread: the batches' backward passes run side by side (each
-        // product is too small for the matrix library to split well between threads).
-        let threads = rayon::current_num_threads().max(1);
-        let positions: usize = of_chunk.iter().map(|r| r.position + 1).sum();
-        let budget = scoring.max_batch_tokens.min(positions.div_ceil(threads)).max(1);
-        let planned = batches(&of_chunk, budget, None);
-        for group in planned.chunks(threads) {
-            // Each row's score as a function of its final hidden state, differentiated (autodiff
-            // stays on this thread), placed at the row's scored position...
-            let mut work = Vec::with_capacity(group.len());
-            for range in group {
+        let Some(tape) = model.input_gradients(inputs(embeds, &copies, seq)) else { return Ok(false) };
+        backward_chunk(model, &*tape?, chunk, rows, sums, seq, hidden, scoring, progress)?;
+    }
+    Ok(true)
+}
+
+/// The rows of one forward pass (`tape`, over one copy per scale of `chunk`), batched, each
+/// batch's head and backward pass on a thread of its own; adds their gradients to `sums`.
+#[allow(clippy::too_many_arguments)]
+fn backward_chunk(
+    model: &dyn LanguageModel,
+    tape: &dyn InputGradients,
+    chunk: &[f32],
+    rows: &[Row],
+    sums: &mut [Vec<f32>],
+    seq: usize,
+    hidden: usize,
+    scoring: Scoring,
+    progress: &mut dyn FnMut(usize),
+) -> Result<()> {
+    let last = tape.last_hidden().reshape([chunk.len() * seq, hidden]);
+    // The chunk's rows with their copies, by position: batches mix copies and stay even.
+    let mut of_chunk: Vec<(Row, usize)> = rows
+        .iter()
+        .filter_map(|r| chunk.iter().position(|&s| s == r.scale).map(|copy| (r.clone(), copy)))
+        .collect();
+    of_chunk.sort_by_key(|(r, _)| r.position);
+    let (of_chunk, copies): (Vec<Row>, Vec<usize>) = of_chunk.into_iter().unzip();
+    // At least one batch per thread: the batches' backward passes run side by side (each
+    // product is too small for the matrix library to split well between threads).
+    let threads = rayon::current_num_threads().max(1);
+    let positions: usize = of_chunk.iter().map(|r| r.position + 1).sum();
+    let budget = scoring.max_batch_tokens.min(positions.div_ceil(threads)).max(1);
+    let planned = batches(&of_chunk, budget, None);
+    for group in planned.chunks(threads) {
+        // Per batch, on its own thread: each row's score differentiated with respect to its
+        // final hidden state, placed at the row's scored position, then through the model.
+        let grads: Vec<Result<Vec<f32>>> = group
+            .par_iter()
+            .map(|range| {
                 let (batch, copies) = (&of_chunk[range.clone()], &copies[range.clone()]);
                 let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
                 let n = batch.len();
                 let at: Vec<i64> = batch.iter().zip(copies).map(|(r, &c)| (c * seq + r.position) as i64).collect();
                 let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &last.device());
-                let h = last.clone().select(0, at).reshape([n, 1, hidden]).autodiff().require_grad();
+                let h = last.clone().select(0, at).reshape([n, 1, hidden]);
                 let targets = batch.iter().map(|r| (r.target, r.foil, r.weight));
-                let grads = head_scores(model, h.clone(), targets, scoring.target)?.sum().backward();
-                let dh = h.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the hidden states".to_owned()))?;
+                let dlogits = head_logit_gradients(model, h, targets, scoring.target)?;
+                let vocab = dlogits.dims()[1];
+                let dh = tape.head_backward(dlogits.reshape([n, 1, vocab]))?;
                 let pick: Vec<f32> =
                     batch.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
                 let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &last.device());
-                work.push((range.clone(), len, dh * pick));
-            }
-            // ... then through the model, one batch per thread.
-            let tape = &*tape;
-            let grads: Vec<Result<Vec<f32>>> = work
-                .par_iter()
-                .map(|(range, _, cotangents)| {
-                    let grad = tape.backward(&copies[range.clone()], cotangents.clone())?;
-                    grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
-                })
-                .collect();
-            for ((range, len, _), grad) in work.iter().zip(grads) {
-                let grad = grad?;
-                for (i, r) in of_chunk[range.clone()].iter().enumerate() {
-                    let row = &grad[i * len * hidden..(i + 1) * len * hidden];
-                    for (s, g) in sums[r.group].iter_mut().zip(row) {
-                        *s += g;
-                    }
+                let grad = tape.backward(copies, dh * pick)?;
+                grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
+            })
+            .collect();
+        for (range, grad) in group.iter().zip(grads) {
+            let grad = grad?;
+            let batch = &of_chunk[range.clone()];
+            let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+            for (i, r) in batch.iter().enumerate() {
+                let row = &grad[i * len * hidden..(i + 1) * len * hidden];
+                for (s, g) in sums[r.group].iter_mut().zip(row) {
+                    *s += g;
                 }
-                progress(range.len());
             }
+            progress(range.len());
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]

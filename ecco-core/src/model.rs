@@ -81,10 +81,11 @@ pub struct ModelOutput {
 }
 
 /// A transformer language model with capture hooks, on whichever device its weights live.
+/// Models are shared between threads (attribution runs batches side by side).
 ///
 /// Weights are plain (non-autodiff) tensors; inputs may live on an autodiff device, in which case
 /// gradients flow to the inputs only and the weights are treated as constants.
-pub trait LanguageModel {
+pub trait LanguageModel: Sync {
     /// Static facts about the model.
     fn info(&self) -> &ModelInfo;
 
@@ -127,7 +128,7 @@ pub trait LanguageModel {
 /// needs its own forward pass over its own input copy; here one forward pass serves them all,
 /// and the causal mask lets each gradient stop at its own scored position. Backward passes
 /// may run on several threads at once.
-pub trait InputGradients: Sync {
+pub trait InputGradients: Send + Sync {
     /// The final hidden states (after the final norm), `[copies, seq, hidden]`.
     fn last_hidden(&self) -> Tensor<3>;
 
@@ -139,6 +140,13 @@ pub trait InputGradients: Sync {
     /// # Errors
     /// A copy out of range, `copies` and the rows of different lengths, `len` past the sequence.
     fn backward(&self, copies: &[usize], cotangents: Tensor<3>) -> Result<Tensor<3>>;
+
+    /// The LM head's backward pass: the gradient with respect to the hidden states `h`
+    /// `[rows, 1, hidden]` of `sum(dlogits * lm_head(h))`, for `dlogits` `[rows, 1, vocab]`.
+    ///
+    /// # Errors
+    /// `dlogits` not as wide as the vocabulary.
+    fn head_backward(&self, dlogits: Tensor<3>) -> Result<Tensor<3>>;
 }
 
 /// Keys and values of every block, kept between generation steps.

@@ -187,4 +187,18 @@ impl InputGradients for Tape<'_> {
         }
         Ok(d)
     }
+
+    fn head_backward(&self, dlogits: Tensor<3>) -> ecco_core::Result<Tensor<3>> {
+        let [rows, len, vocab] = dlogits.dims();
+        let head = self.model.lm_head.as_ref().unwrap_or(&self.model.wte);
+        let [head_vocab, hidden] = head.dims();
+        if vocab != head_vocab {
+            return Err(ecco_core::Error::ShapeMismatch {
+                name: "dlogits".to_owned(),
+                expected: vec![rows, len, head_vocab],
+                found: vec![rows, len, vocab],
+            });
+        }
+        Ok(dlogits.reshape([rows * len, vocab]).matmul(head.clone()).reshape([rows, len, hidden]))
+    }
 }
