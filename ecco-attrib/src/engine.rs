@@ -137,16 +137,22 @@ pub(crate) fn head_scores(
     targets: impl Iterator<Item = (u32, Option<u32>, f32)>,
     target: AttributionTarget,
 ) -> Result<Tensor<1>> {
-    let n = h.dims()[0];
-    let logits = model.lm_head(h).ok_or(Error::NoLmHead)?;
-    let vocab = logits.dims()[2];
-    let logits = logits.reshape([n, vocab]);
+    let logits = head_logits(model, h)?;
+    let [n, vocab] = logits.dims();
     let values = match target {
         AttributionTarget::Prob => activation::softmax(logits, 1),
         AttributionTarget::Logit => logits,
     };
     let select = selection(targets, n, vocab, &values.device())?;
     Ok((values * select).sum_dim(1).reshape([n]))
+}
+
+/// The LM head's logits `[rows, vocab]` for hidden states `h` `[rows, 1, hidden]`.
+fn head_logits(model: &dyn LanguageModel, h: Tensor<3>) -> Result<Tensor<2>> {
+    let n = h.dims()[0];
+    let logits = model.lm_head(h).ok_or(Error::NoLmHead)?;
+    let vocab = logits.dims()[2];
+    Ok(logits.reshape([n, vocab]))
 }
 
 /// `[rows, vocab]`: `weight` at each row's target token, `-weight` at its foil: the scores of
@@ -181,14 +187,13 @@ fn head_logit_gradients(
     targets: impl Iterator<Item = (u32, Option<u32>, f32)>,
     target: AttributionTarget,
 ) -> Result<Tensor<2>> {
-    let n = h.dims()[0];
-    let logits = model.lm_head(h).ok_or(Error::NoLmHead)?;
-    let vocab = logits.dims()[2];
+    let logits = head_logits(model, h)?;
+    let [n, vocab] = logits.dims();
     let select = selection(targets, n, vocab, &logits.device())?;
     Ok(match target {
         AttributionTarget::Logit => select,
         AttributionTarget::Prob => {
-            let p = activation::softmax(logits.reshape([n, vocab]), 1);
+            let p = activation::softmax(logits, 1);
             let score = (p.clone() * select.clone()).sum_dim(1);
             p * (select - score)
         }

@@ -50,7 +50,7 @@ impl HostMatrix {
         let mut y = vec![0f32; cols];
         let per_thread = cols.div_ceil(rayon::current_num_threads()).max(MIN_CHUNK / self.rows.max(1)).max(16);
         y.par_chunks_mut(per_thread).enumerate().for_each(|(c, out)| {
-            pulp::Arch::new().dispatch(Axpy { x, m, cols, start: c * per_thread, out });
+            pulp::Arch::new().dispatch(Axpy(Part { x, m, cols, start: c * per_thread, out }));
         });
         y
     }
@@ -64,15 +64,15 @@ impl HostMatrix {
         let mut y = vec![0f32; self.rows];
         let per_thread = self.rows.div_ceil(rayon::current_num_threads()).max(MIN_CHUNK / cols.max(1)).max(1);
         y.par_chunks_mut(per_thread).enumerate().for_each(|(c, out)| {
-            pulp::Arch::new().dispatch(Dots { x, m, cols, start: c * per_thread, out });
+            pulp::Arch::new().dispatch(Dots(Part { x, m, cols, start: c * per_thread, out }));
         });
         y
     }
 }
 
-/// One thread's part of [`HostMatrix::left_mul`]: `out += x · M[.., start..start + out.len()]`,
-/// compiled for each instruction set (`pulp`).
-struct Axpy<'a> {
+/// One thread's share of a product: `x`, the matrix's values `m` (`cols` wide), and the
+/// thread's slice of the output, starting at column (or row) `start`.
+struct Part<'a> {
     x: &'a [f32],
     m: &'a [f32],
     cols: usize,
@@ -80,12 +80,16 @@ struct Axpy<'a> {
     out: &'a mut [f32],
 }
 
+/// [`HostMatrix::left_mul`]'s part: `out += x · M[.., start..start + out.len()]`, compiled for
+/// each instruction set (`pulp`).
+struct Axpy<'a>(Part<'a>);
+
 impl pulp::WithSimd for Axpy<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let Self { x, m, cols, start, out } = self;
+        let Part { x, m, cols, start, out } = self.0;
         let len = out.len();
         let row = |i: usize| &m[i * cols + start..i * cols + start + len];
         let mut i = 0;
@@ -105,21 +109,15 @@ impl pulp::WithSimd for Axpy<'_> {
     }
 }
 
-/// One thread's part of [`HostMatrix::mul`]: `out[r] = M[start + r] · x`.
-struct Dots<'a> {
-    x: &'a [f32],
-    m: &'a [f32],
-    cols: usize,
-    start: usize,
-    out: &'a mut [f32],
-}
+/// [`HostMatrix::mul`]'s part: `out[r] = M[start + r] · x`.
+struct Dots<'a>(Part<'a>);
 
 impl pulp::WithSimd for Dots<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let Self { x, m, cols, start, out } = self;
+        let Part { x, m, cols, start, out } = self.0;
         for (r, o) in out.iter_mut().enumerate() {
             *o = dot(&m[(start + r) * cols..(start + r + 1) * cols], x);
         }
