@@ -41,6 +41,7 @@
 //! | `nmf` | [`Nmf`], [`NmfResult`]: Lin's outer loop, reconstruction error |
 //! | `alternating` | Lin's outer loop; the `H` half-step fused with the data pass |
 //! | `nls` | Lin's `nlssubprob`: projected gradient with Armijo-type step search, per panel |
+//! | `hessian` | the half-step Hessian packed for `Q d` on a panel; lane sums |
 //! | `panels` | the half-step layout: panels of 16 columns, SIMD across columns |
 //! | `init` | scikit-learn-scaled random initialisation |
 //! | `products` | the data in column blocks; `Wᵀ X`, `H Xᵀ`, Gram kernels |
@@ -62,6 +63,7 @@ mod cca;
 mod cka;
 mod error;
 mod exec;
+mod hessian;
 mod init;
 mod linalg;
 mod matrix;

@@ -1,0 +1,342 @@
+//! The kernels of the subproblem solver on one panel, in explicit SIMD: `Q d` with
+//! the half-step Hessian `Q` packed for it, one Armijo trial, the gradient update
+//! and `‖P∇f‖²`.
+//!
+//! A panel is `k` rows of [`LANES`] columns; with `N` lanes per SIMD vector each row
+//! is `LANES / N` vectors ("chunks"), and every kernel runs chunk by chunk, keeping
+//! its accumulators in registers. Each lane (column) sees the same operations in the
+//! same order whatever `N` is, and lane sums go through [`lane_sum`], so results do
+//! not depend on the instruction set.
+//!
+//! `Q d` accumulates a tile of up to [`max_tile_rows`] output rows at once (one
+//! register per row), reading each vector of `d` once per tile: one output row at a
+//! time would be a chain of `k` dependent multiply-adds. `Q` is packed tile by tile,
+//! column-major within a tile, so the kernel reads it in order.
+
+use pulp::Simd;
+
+use crate::panels::LANES;
+
+/// One panel row: the values of one row of `Z` over the panel's columns.
+pub(crate) type Row = [f32; LANES];
+
+/// Output rows per tile of `Q d` for the SIMD type `S`: accumulators plus `d` and
+/// broadcasts must fit the registers (16 for 256-bit vectors, 32 for 512-bit; 10
+/// of 16 already made the compiler spill).
+#[inline(always)]
+pub(crate) fn max_tile_rows<S: Simd>() -> usize {
+    if size_of::<S::f32s>() >= 64 { 16 } else { 12 }
+}
+
+/// `Q` in tiles of output rows (see the module notes).
+#[derive(Debug, Clone)]
+pub(crate) struct PackedQ {
+    k: usize,
+    /// `(first row, rows)` of each tile.
+    tiles: Vec<(usize, usize)>,
+    /// Tile after tile: for each column `j`, the tile's rows of column `j`.
+    data: Vec<f32>,
+}
+
+impl PackedQ {
+    /// Packs the row-major `k × k` matrix `q` in tiles of at most `max_rows` (≤ 16)
+    /// rows, split evenly (`k = 20`, 16 rows at most: two tiles of 10).
+    pub(crate) fn new(k: usize, q: &[f32], max_rows: usize) -> Self {
+        let count = k.div_ceil(max_rows.clamp(1, 16)).max(1);
+        let mut tiles = Vec::with_capacity(count);
+        let mut first = 0;
+        for t in 0..count {
+            let rows = k / count + usize::from(t < k % count);
+            tiles.push((first, rows));
+            first += rows;
+        }
+        let mut data = Vec::with_capacity(k * k);
+        for &(first, rows) in &tiles {
+            for j in 0..k {
+                for r in first..first + rows {
+                    data.push(q[r * k + j]);
+                }
+            }
+        }
+        Self { k, tiles, data }
+    }
+}
+
+/// Vectors per panel row.
+#[inline(always)]
+pub(crate) fn chunks<S: Simd>() -> usize {
+    LANES / S::F32_LANES
+}
+
+/// Copies the panel `rows` (`k` rows of [`LANES`]) into `out` chunk-major: chunk
+/// `c` (lanes `c N .. (c + 1) N`) of every row, then chunk `c + 1`; each kernel
+/// then reads one chunk as a contiguous run of `k` vectors.
+#[inline(always)]
+pub(crate) fn gather<S: Simd>(rows: &[Row], out: &mut [S::f32s]) {
+    let k = rows.len();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, &v) in S::as_simd_f32s(row).0.iter().enumerate() {
+            out[c * k + r] = v;
+        }
+    }
+}
+
+/// The inverse of [`gather`].
+#[inline(always)]
+pub(crate) fn scatter<S: Simd>(chunked: &[S::f32s], rows: &mut [Row]) {
+    let k = rows.len();
+    for (r, row) in rows.iter_mut().enumerate() {
+        for (c, v) in S::as_mut_simd_f32s(row).0.iter_mut().enumerate() {
+            *v = chunked[c * k + r];
+        }
+    }
+}
+
+/// Stores the lanes of `v` as chunk `c` of `row`.
+#[inline(always)]
+fn put<S: Simd>(row: &mut Row, c: usize, v: S::f32s) {
+    S::as_mut_simd_f32s(row).0[c] = v;
+}
+
+/// `dst = Q src` for one chunk-major panel.
+#[inline(always)]
+pub(crate) fn apply<S: Simd>(simd: S, q: &PackedQ, src: &[S::f32s], dst: &mut [S::f32s]) {
+    let k = q.k;
+    for (src, dst) in src.chunks_exact(k).zip(dst.chunks_exact_mut(k)) {
+        let mut offset = 0;
+        for &(first, rows) in &q.tiles {
+            let qt = &q.data[offset..offset + rows * k];
+            let out = &mut dst[first..first + rows];
+            match rows {
+                1 => tile::<S, 1>(simd, qt, src, out),
+                2 => tile::<S, 2>(simd, qt, src, out),
+                3 => tile::<S, 3>(simd, qt, src, out),
+                4 => tile::<S, 4>(simd, qt, src, out),
+                5 => tile::<S, 5>(simd, qt, src, out),
+                6 => tile::<S, 6>(simd, qt, src, out),
+                7 => tile::<S, 7>(simd, qt, src, out),
+                8 => tile::<S, 8>(simd, qt, src, out),
+                9 => tile::<S, 9>(simd, qt, src, out),
+                10 => tile::<S, 10>(simd, qt, src, out),
+                11 => tile::<S, 11>(simd, qt, src, out),
+                12 => tile::<S, 12>(simd, qt, src, out),
+                13 => tile::<S, 13>(simd, qt, src, out),
+                14 => tile::<S, 14>(simd, qt, src, out),
+                15 => tile::<S, 15>(simd, qt, src, out),
+                _ => tile::<S, 16>(simd, qt, src, out),
+            }
+            offset += rows * k;
+        }
+    }
+}
+
+/// One tile of `R` output rows on one chunk.
+#[inline(always)]
+fn tile<S: Simd, const R: usize>(simd: S, qt: &[f32], src: &[S::f32s], out: &mut [S::f32s]) {
+    let mut acc = [simd.splat_f32s(0.0); R];
+    for (&s, qc) in src.iter().zip(qt.as_chunks::<R>().0) {
+        for r in 0..R {
+            acc[r] = simd.mul_add_f32s(simd.splat_f32s(qc[r]), s, acc[r]);
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a;
+    }
+}
+
+/// Sum of the lanes as a fixed pairwise tree in `f64`.
+#[inline(always)]
+pub(crate) fn lane_sum(v: &Row) -> f64 {
+    let mut w = [0.0_f64; LANES];
+    for (w, &x) in w.iter_mut().zip(v) {
+        *w = f64::from(x);
+    }
+    let mut half = LANES / 2;
+    while half > 0 {
+        for l in 0..half {
+            w[l] += w[l + half];
+        }
+        half /= 2;
+    }
+    w[0]
+}
+
+/// `g²` where the entry is free to move (`g < 0` or `z > 0`), else 0.
+#[inline(always)]
+fn free_sq<S: Simd>(simd: S, z: S::f32s, g: S::f32s) -> S::f32s {
+    let zero = simd.splat_f32s(0.0);
+    let free = simd.or_m32s(simd.less_than_f32s(g, zero), simd.greater_than_f32s(z, zero));
+    simd.select_f32s(free, simd.mul_f32s(g, g), zero)
+}
+
+/// `‖P∇f‖²` of one chunk-major panel of `k` rows.
+#[inline(always)]
+pub(crate) fn panel_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], g: &[S::f32s]) -> f64 {
+    let mut lanes = [0.0; LANES];
+    for (c, (z, g)) in z.chunks_exact(k).zip(g.chunks_exact(k)).enumerate() {
+        let mut acc = simd.splat_f32s(0.0);
+        for (&z, &g) in z.iter().zip(g) {
+            acc = simd.add_f32s(acc, free_sq(simd, z, g));
+        }
+        put::<S>(&mut lanes, c, acc);
+    }
+    lane_sum(&lanes)
+}
+
+/// `g = Q z − b` for one chunk-major panel; returns its `‖P∇f‖²`.
+#[inline(always)]
+pub(crate) fn refresh<S: Simd>(
+    simd: S,
+    q: &PackedQ,
+    b: &[S::f32s],
+    z: &[S::f32s],
+    g: &mut [S::f32s],
+) -> f64 {
+    apply(simd, q, z, g);
+    for (g, &b) in g.iter_mut().zip(b) {
+        *g = simd.sub_f32s(*g, b);
+    }
+    panel_pg(simd, q.k, z, g)
+}
+
+/// `g += qd` (the gradient at the new point `z` after a step `d`, `qd = Q d`) for
+/// one chunk-major panel; returns the new `‖P∇f‖²`.
+#[inline(always)]
+pub(crate) fn step_gradient<S: Simd>(
+    simd: S,
+    k: usize,
+    z: &[S::f32s],
+    qd: &[S::f32s],
+    g: &mut [S::f32s],
+) -> f64 {
+    let mut lanes = [0.0; LANES];
+    let parts = z.chunks_exact(k).zip(qd.chunks_exact(k));
+    for (c, ((z, qd), g)) in parts.zip(g.chunks_exact_mut(k)).enumerate() {
+        let mut acc = simd.splat_f32s(0.0);
+        for ((&z, &qd), g) in z.iter().zip(qd).zip(g) {
+            *g = simd.add_f32s(*g, qd);
+            acc = simd.add_f32s(acc, free_sq(simd, z, *g));
+        }
+        put::<S>(&mut lanes, c, acc);
+    }
+    lane_sum(&lanes)
+}
+
+/// What one Armijo trial found.
+pub(crate) struct Trial {
+    /// `⟨g, d⟩`.
+    pub(crate) gd: f64,
+    /// `⟨d, Q d⟩`.
+    pub(crate) dqd: f64,
+    /// Whether some entry moved without being clipped (`z − α g > 0`, `g ≠ 0`).
+    pub(crate) moving: bool,
+}
+
+/// The trial point of one Armijo trial: `zn = P[z − α g]`, `d = zn − z`, `qd = Q d`
+/// (chunk-major panels).
+pub(crate) struct TrialPoint<'a, V> {
+    pub(crate) zn: &'a mut [V],
+    pub(crate) d: &'a mut [V],
+    pub(crate) qd: &'a mut [V],
+}
+
+/// One trial at step `alpha` from `z` with gradient `g` (chunk-major panels).
+#[inline(always)]
+pub(crate) fn trial<S: Simd>(
+    simd: S,
+    q: &PackedQ,
+    z: &[S::f32s],
+    g: &[S::f32s],
+    alpha: f32,
+    out: TrialPoint<'_, S::f32s>,
+) -> Trial {
+    let k = q.k;
+    let zero = simd.splat_f32s(0.0);
+    let one = simd.splat_f32s(1.0);
+    let neg_alpha = simd.splat_f32s(-alpha);
+    let (mut gd_lanes, mut moving_lanes) = ([0.0; LANES], [0.0; LANES]);
+    let parts = z.chunks_exact(k).zip(g.chunks_exact(k));
+    let outs = out.zn.chunks_exact_mut(k).zip(out.d.chunks_exact_mut(k));
+    for (c, ((z, g), (zn, d))) in parts.zip(outs).enumerate() {
+        let (mut gd, mut moving) = (zero, zero);
+        for (((&z, &g), zn), d) in z.iter().zip(g).zip(zn).zip(d) {
+            let t = simd.mul_add_f32s(neg_alpha, g, z);
+            let v = simd.max_f32s(t, zero);
+            *zn = v;
+            *d = simd.sub_f32s(v, z);
+            gd = simd.mul_add_f32s(g, *d, gd);
+            let free = simd.and_m32s(
+                simd.greater_than_f32s(t, zero),
+                simd.not_m32s(simd.equal_f32s(g, zero)),
+            );
+            moving = simd.select_f32s(free, one, moving);
+        }
+        put::<S>(&mut gd_lanes, c, gd);
+        put::<S>(&mut moving_lanes, c, moving);
+    }
+    apply(simd, q, out.d, out.qd);
+    let mut dqd_lanes = [0.0; LANES];
+    let parts = out.d.chunks_exact(k).zip(out.qd.chunks_exact(k));
+    for (c, (d, qd)) in parts.enumerate() {
+        let mut acc = zero;
+        for (&d, &qd) in d.iter().zip(qd) {
+            acc = simd.mul_add_f32s(d, qd, acc);
+        }
+        put::<S>(&mut dqd_lanes, c, acc);
+    }
+    Trial {
+        gd: lane_sum(&gd_lanes),
+        dqd: lane_sum(&dqd_lanes),
+        moving: moving_lanes.iter().any(|&m| m > 0.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_apply_matches_naive_for_all_tilings() {
+        for k in [1, 3, 5, 10, 13, 17] {
+            let q: Vec<f32> = (0..k * k).map(|i| ((i * 7) % 11) as f32 - 4.0).collect();
+            let src: Vec<Row> = (0..k)
+                .map(|r| std::array::from_fn(|l| ((r * 5 + l * 3) % 7) as f32 * 0.5))
+                .collect();
+            for max_rows in [1, 4, 6, 16] {
+                let packed = PackedQ::new(k, &q, max_rows);
+                let mut dst = vec![[0.0; LANES]; k];
+                let (mut a, mut b) = (vec![0.0; k * LANES], vec![0.0; k * LANES]);
+                gather::<pulp::Scalar>(&src, &mut a);
+                apply(pulp::Scalar, &packed, &a, &mut b);
+                scatter::<pulp::Scalar>(&b, &mut dst);
+                let mut simd_dst = vec![[0.0; LANES]; k];
+                struct Op<'a>(&'a PackedQ, &'a [Row], &'a mut [Row]);
+                impl pulp::WithSimd for Op<'_> {
+                    type Output = ();
+                    fn with_simd<S: Simd>(self, simd: S) {
+                        let k = self.1.len();
+                        let zero = simd.splat_f32s(0.0);
+                        let (mut a, mut b) = (vec![zero; k * chunks::<S>()], vec![zero; k * chunks::<S>()]);
+                        gather::<S>(self.1, &mut a);
+                        apply(simd, self.0, &a, &mut b);
+                        scatter::<S>(&b, self.2);
+                    }
+                }
+                pulp::Arch::new().dispatch(Op(&packed, &src, &mut simd_dst));
+                assert_eq!(dst, simd_dst);
+                for i in 0..k {
+                    for l in 0..LANES {
+                        let want: f32 = (0..k).map(|j| q[i * k + j] * src[j][l]).sum();
+                        assert_eq!(dst[i][l], want, "k={k} rows={max_rows} ({i}, {l})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lane_sum_adds_every_lane() {
+        let v: Row = std::array::from_fn(|l| l as f32 + 0.5);
+        assert_eq!(lane_sum(&v), (0..LANES).map(|l| l as f64 + 0.5).sum::<f64>());
+    }
+}
