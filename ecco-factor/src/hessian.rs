@@ -102,7 +102,9 @@ fn put<S: Simd>(row: &mut Row, c: usize, v: S::f32s) {
 #[inline(always)]
 pub(crate) fn apply<S: Simd>(simd: S, q: &PackedQ, src: &[S::f32s], dst: &mut [S::f32s]) {
     let k = q.k;
-    for (src, dst) in src.chunks_exact(k).zip(dst.chunks_exact_mut(k)) {
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (src, dst) = (&src[rows.clone()], &mut dst[rows]);
         let mut offset = 0;
         for &(first, rows) in &q.tiles {
             let qt = &q.data[offset..offset + rows * k];
@@ -144,21 +146,45 @@ fn tile<S: Simd, const R: usize>(simd: S, qt: &[f32], src: &[S::f32s], out: &mut
     }
 }
 
-/// Sum of the lanes as a fixed pairwise tree in `f64`.
+/// Sum of the lanes as a fixed pairwise tree in `f64` (lane `l` plus lane `l + 8`,
+/// and so on), written out so that it compiles to a few vector adds.
 #[inline(always)]
 pub(crate) fn lane_sum(v: &Row) -> f64 {
-    let mut w = [0.0_f64; LANES];
-    for (w, &x) in w.iter_mut().zip(v) {
-        *w = f64::from(x);
+    const { assert!(LANES == 16) };
+    let mut w8 = [0.0_f64; 8];
+    for l in 0..8 {
+        w8[l] = f64::from(v[l]) + f64::from(v[l + 8]);
     }
-    let mut half = LANES / 2;
-    while half > 0 {
-        for l in 0..half {
-            w[l] += w[l + half];
+    let mut w4 = [0.0_f64; 4];
+    for l in 0..4 {
+        w4[l] = w8[l] + w8[l + 4];
+    }
+    (w4[0] + w4[2]) + (w4[1] + w4[3])
+}
+
+/// `Σ_r f(a_r, b_r)` over the rows of one chunk, in four interleaved accumulators
+/// (rows `r ≡ i mod 4` into accumulator `i`) added as `(0 + 1) + (2 + 3)`: a short
+/// dependency chain in a fixed order.
+#[inline(always)]
+fn sum_rows<S: Simd>(
+    simd: S,
+    a: &[S::f32s],
+    b: &[S::f32s],
+    f: impl Fn(S::f32s, S::f32s, S::f32s) -> S::f32s,
+) -> S::f32s {
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [zero; 4];
+    let (a4, a_rest) = a.as_chunks::<4>();
+    let (b4, b_rest) = b.as_chunks::<4>();
+    for (a, b) in a4.iter().zip(b4) {
+        for i in 0..4 {
+            acc[i] = f(a[i], b[i], acc[i]);
         }
-        half /= 2;
     }
-    w[0]
+    for (i, (&a, &b)) in a_rest.iter().zip(b_rest).enumerate() {
+        acc[i] = f(a, b, acc[i]);
+    }
+    simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]))
 }
 
 /// `g²` where the entry is free to move (`g < 0` or `z > 0`), else 0.
@@ -173,11 +199,10 @@ fn free_sq<S: Simd>(simd: S, z: S::f32s, g: S::f32s) -> S::f32s {
 #[inline(always)]
 pub(crate) fn panel_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], g: &[S::f32s]) -> f64 {
     let mut lanes = [0.0; LANES];
-    for (c, (z, g)) in z.chunks_exact(k).zip(g.chunks_exact(k)).enumerate() {
-        let mut acc = simd.splat_f32s(0.0);
-        for (&z, &g) in z.iter().zip(g) {
-            acc = simd.add_f32s(acc, free_sq(simd, z, g));
-        }
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (z, g) = (&z[rows.clone()], &g[rows]);
+        let acc = sum_rows(simd, z, g, |z, g, acc| simd.add_f32s(acc, free_sq(simd, z, g)));
         put::<S>(&mut lanes, c, acc);
     }
     lane_sum(&lanes)
@@ -209,25 +234,17 @@ pub(crate) fn step_gradient<S: Simd>(
     qd: &[S::f32s],
     g: &mut [S::f32s],
 ) -> f64 {
-    let mut lanes = [0.0; LANES];
-    let parts = z.chunks_exact(k).zip(qd.chunks_exact(k));
-    for (c, ((z, qd), g)) in parts.zip(g.chunks_exact_mut(k)).enumerate() {
-        let mut acc = simd.splat_f32s(0.0);
-        for ((&z, &qd), g) in z.iter().zip(qd).zip(g) {
-            *g = simd.add_f32s(*g, qd);
-            acc = simd.add_f32s(acc, free_sq(simd, z, *g));
-        }
-        put::<S>(&mut lanes, c, acc);
+    for (g, &qd) in g.iter_mut().zip(qd) {
+        *g = simd.add_f32s(*g, qd);
     }
-    lane_sum(&lanes)
+    panel_pg(simd, k, z, g)
 }
 
 /// What one Armijo trial found.
 pub(crate) struct Trial {
-    /// `⟨g, d⟩`.
-    pub(crate) gd: f64,
-    /// `⟨d, Q d⟩`.
-    pub(crate) dqd: f64,
+    /// Lin's sufficient-decrease test value `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩`, summed
+    /// per lane in `f32`, then over the lanes in `f64`.
+    pub(crate) decrease: f64,
     /// Whether some entry moved without being clipped (`z − α g > 0`, `g ≠ 0`).
     pub(crate) moving: bool,
 }
@@ -240,54 +257,49 @@ pub(crate) struct TrialPoint<'a, V> {
     pub(crate) qd: &'a mut [V],
 }
 
-/// One trial at step `alpha` from `z` with gradient `g` (chunk-major panels).
+/// One trial at step `alpha` from `z` with gradient `g` (chunk-major panels), with
+/// Lin's constant `sigma`.
 #[inline(always)]
 pub(crate) fn trial<S: Simd>(
     simd: S,
     q: &PackedQ,
     z: &[S::f32s],
     g: &[S::f32s],
-    alpha: f32,
+    (alpha, sigma): (f32, f32),
     out: TrialPoint<'_, S::f32s>,
 ) -> Trial {
     let k = q.k;
     let zero = simd.splat_f32s(0.0);
     let one = simd.splat_f32s(1.0);
     let neg_alpha = simd.splat_f32s(-alpha);
-    let (mut gd_lanes, mut moving_lanes) = ([0.0; LANES], [0.0; LANES]);
-    let parts = z.chunks_exact(k).zip(g.chunks_exact(k));
-    let outs = out.zn.chunks_exact_mut(k).zip(out.d.chunks_exact_mut(k));
-    for (c, ((z, g), (zn, d))) in parts.zip(outs).enumerate() {
-        let (mut gd, mut moving) = (zero, zero);
-        for (((&z, &g), zn), d) in z.iter().zip(g).zip(zn).zip(d) {
-            let t = simd.mul_add_f32s(neg_alpha, g, z);
-            let v = simd.max_f32s(t, zero);
-            *zn = v;
-            *d = simd.sub_f32s(v, z);
-            gd = simd.mul_add_f32s(g, *d, gd);
-            let free = simd.and_m32s(
-                simd.greater_than_f32s(t, zero),
-                simd.not_m32s(simd.equal_f32s(g, zero)),
-            );
-            moving = simd.select_f32s(free, one, moving);
-        }
-        put::<S>(&mut gd_lanes, c, gd);
-        put::<S>(&mut moving_lanes, c, moving);
+    let mut moving = zero;
+    let parts = z.iter().zip(g);
+    for (((&z, &g), zn), d) in parts.zip(out.zn.iter_mut()).zip(out.d.iter_mut()) {
+        let t = simd.mul_add_f32s(neg_alpha, g, z);
+        let v = simd.max_f32s(t, zero);
+        *zn = v;
+        *d = simd.sub_f32s(v, z);
+        let free = simd.and_m32s(
+            simd.greater_than_f32s(t, zero),
+            simd.not_m32s(simd.equal_f32s(g, zero)),
+        );
+        moving = simd.select_f32s(free, one, moving);
     }
     apply(simd, q, out.d, out.qd);
-    let mut dqd_lanes = [0.0; LANES];
-    let parts = out.d.chunks_exact(k).zip(out.qd.chunks_exact(k));
-    for (c, (d, qd)) in parts.enumerate() {
-        let mut acc = zero;
-        for (&d, &qd) in d.iter().zip(qd) {
-            acc = simd.mul_add_f32s(d, qd, acc);
-        }
-        put::<S>(&mut dqd_lanes, c, acc);
+    let (gd_weight, dqd_weight) = (simd.splat_f32s(1.0 - sigma), simd.splat_f32s(0.5));
+    let mut lanes = [0.0; LANES];
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (g, d, qd) = (&g[rows.clone()], &out.d[rows.clone()], &out.qd[rows]);
+        let fma = |a, b, acc| simd.mul_add_f32s(a, b, acc);
+        let gd = sum_rows(simd, g, d, fma);
+        let dqd = sum_rows(simd, d, qd, fma);
+        let test = simd.mul_add_f32s(gd_weight, gd, simd.mul_f32s(dqd_weight, dqd));
+        put::<S>(&mut lanes, c, test);
     }
     Trial {
-        gd: lane_sum(&gd_lanes),
-        dqd: lane_sum(&dqd_lanes),
-        moving: moving_lanes.iter().any(|&m| m > 0.0),
+        decrease: lane_sum(&lanes),
+        moving: simd.reduce_max_f32s(moving) > 0.0,
     }
 }
 

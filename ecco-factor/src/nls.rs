@@ -33,7 +33,7 @@ use crate::panels::LANES;
 
 /// Lin's sufficient-decrease constant σ (the paper's 0.01; the test is written
 /// `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩ < 0`).
-const SIGMA: f64 = 0.01;
+const SIGMA: f32 = 0.01;
 /// Lin's step-size factor β.
 const BETA: f32 = 0.1;
 /// Line-search trials per iteration (Lin's `inner_iter` bound).
@@ -249,8 +249,8 @@ fn solve_panel<S: Simd>(
                 d: &mut s.d,
                 qd: &mut s.qd[cur],
             };
-            let tr = trial(simd, q, &s.z, &s.g, alpha, out);
-            let suff_decr = (1.0 - SIGMA) * tr.gd + 0.5 * tr.dqd < 0.0;
+            let tr = trial(simd, q, &s.z, &s.g, (alpha, SIGMA), out);
+            let suff_decr = tr.decrease < 0.0;
             if t == 0 {
                 decrease_alpha = !suff_decr;
             }
