@@ -41,7 +41,7 @@
 //! | `nmf` | [`Nmf`], [`NmfResult`]: Lin's outer loop, reconstruction error |
 //! | `alternating` | Lin's outer loop; the `H` half-step fused with the data pass |
 //! | `nls` | Lin's `nlssubprob`: projected gradient with Armijo-type step search, per panel |
-//! | `hessian` | the half-step Hessian packed for `Q d` on a panel; lane sums |
+//! | `nls_kernels` | `nls`'s SIMD kernels on one panel: packed `Q`, `Q d`, an Armijo trial |
 //! | `panels` | the half-step layout: panels of 16 columns, SIMD across columns |
 //! | `init` | scikit-learn-scaled random initialisation |
 //! | `products` | the data in column blocks; `Wᵀ X`, `H Xᵀ`, Gram kernels |
@@ -63,11 +63,11 @@ mod cca;
 mod cka;
 mod error;
 mod exec;
-mod hessian;
 mod init;
 mod linalg;
 mod matrix;
 mod nls;
+mod nls_kernels;
 mod nmf;
 mod panels;
 mod products;

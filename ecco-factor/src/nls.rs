@@ -11,22 +11,25 @@
 //!
 //! The problem is separable over the columns of `Z`, so Lin's loop runs on each
 //! panel of [`LANES`] columns on its own (own step size, own iteration count; see
-//! `panels`), to `tol / sqrt(panels)`, so that the whole meets `tol`. A panel stays
-//! in L1 cache for its whole solve, its `Q d` is `k²` SIMD multiply-adds, and panels
-//! run in any order on any thread with the same result. What else differs from the
-//! MATLAB code, none of it changing the method:
+//! `panels`), to `tol / sqrt(panels)`, so that the whole meets `tol`. A panel is
+//! copied into a chunk-major scratch for its whole solve (in L1 cache), its `Q d` is
+//! `k²` SIMD multiply-adds in register tiles (`nls_kernels`), and panels run in any
+//! order on any thread, with any instruction set, with the same result. What else
+//! differs from the MATLAB code, none of it changing the method:
 //!
 //! * the gradient is updated as `g ← g + Q d` after a step (and recomputed as
 //!   `Q Z − B` every [`REFRESH_EVERY`] steps) instead of recomputed per iteration;
 //! * Lin's `Hp == Hn` (a longer step lands on the same point) is detected as "no
 //!   entry moved without being clipped" in the previous trial;
+//! * the sufficient-decrease test value is summed per column in `f32` and over the
+//!   panel's columns in `f64` (Lin: all in `f64`);
 //! * the stopping test is `‖P∇f‖ <= tol` (Lin: `<`), which also ends the all-zero
 //!   case; and when all 20 step enlargements pass the test, the last one is taken
 //!   (Lin's code keeps the old point then).
 
 use pulp::Simd;
 
-use crate::hessian::{
+use crate::nls_kernels::{
     PackedQ, Row, TrialPoint, chunks, gather, max_tile_rows, refresh, scatter, step_gradient, trial,
 };
 use crate::panels::LANES;
@@ -166,7 +169,7 @@ fn rows_mut(s: &mut [f32]) -> &mut [Row] {
     s.as_chunks_mut::<LANES>().0
 }
 
-/// Scratch of one panel solve, chunk-major (see `hessian`): the panel's `b`, `z`,
+/// Scratch of one panel solve, chunk-major (see `nls_kernels`): the panel's `b`, `z`,
 /// `g`, two trial points with their `Q d`, and `d`.
 struct Scratch<V> {
     b: Vec<V>,
@@ -277,7 +280,8 @@ fn solve_panel<S: Simd>(
             step = last_ok;
         }
         if let Some(i) = step {
-            s.z.copy_from_slice(&s.zn[i]);
+            // The trial point becomes the iterate; its old buffer is scratch now.
+            std::mem::swap(&mut s.z, &mut s.zn[i]);
             since_refresh += 1;
             if since_refresh >= REFRESH_EVERY {
                 since_refresh = 0;
@@ -367,5 +371,50 @@ mod tests {
         let (_, stats) = run(&wtw, &wtv, &mut h, 1e-9);
         assert_eq!(stats.iters, 1);
         assert_eq!(stats.init_pg, 0.0);
+    }
+
+    /// Solves with the instruction set of `simd`; returns `(z, g, stats)`.
+    fn solve_with<S: Simd>(
+        simd: S,
+        prob: &Problem<'_>,
+        b: &[f32],
+        z0: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Stats) {
+        let (mut z, mut g) = (z0.to_vec(), vec![0.0; z0.len()]);
+        let stats = simd.vectorize(SolveOp {
+            prob,
+            b,
+            z: &mut z,
+            g: &mut g,
+        });
+        (z, g, stats)
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // Scalar: 16 vectors per panel row; AVX2: 2; AVX-512: 1 (what `solve` picks).
+        let (k, m) = (7, 4 * LANES);
+        let w = DMatrix::from_fn(40, k, |i, j| ((i * 5 + j * 7) % 13) as f32 / 13.0 + 0.02);
+        let v = DMatrix::from_fn(40, m, |i, j| {
+            (((i * 11 + j * 23) % 19) as f32 / 19.0 - 0.25).max(0.0)
+        });
+        let (wtw, wtv) = (w.transpose() * &w, w.transpose() * &v);
+        let b = Panels::from_matrix(&wtv, LANES);
+        let z0 = Panels::from_matrix(&DMatrix::from_element(k, m, 0.3_f32), LANES);
+        let prob = Problem {
+            k,
+            q: wtw.as_slice(),
+            panel_tol: 1e-4,
+            max_iter: 1000,
+        };
+        let scalar = solve_with(pulp::Scalar, &prob, b.as_slice(), z0.as_slice());
+        assert!(scalar.2.iters > 2, "{:?}", scalar.2);
+        let (mut z, mut g) = (z0.as_slice().to_vec(), vec![0.0; z0.as_slice().len()]);
+        let stats = solve(&prob, b.as_slice(), &mut z, &mut g);
+        assert_eq!((&z, &g, stats), (&scalar.0, &scalar.1, scalar.2));
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = pulp::x86::V3::try_new() {
+            assert_eq!(solve_with(v3, &prob, b.as_slice(), z0.as_slice()), scalar);
+        }
     }
 }

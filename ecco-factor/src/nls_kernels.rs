@@ -191,7 +191,10 @@ fn sum_rows<S: Simd>(
 #[inline(always)]
 fn free_sq<S: Simd>(simd: S, z: S::f32s, g: S::f32s) -> S::f32s {
     let zero = simd.splat_f32s(0.0);
-    let free = simd.or_m32s(simd.less_than_f32s(g, zero), simd.greater_than_f32s(z, zero));
+    let free = simd.or_m32s(
+        simd.less_than_f32s(g, zero),
+        simd.greater_than_f32s(z, zero),
+    );
     simd.select_f32s(free, simd.mul_f32s(g, g), zero)
 }
 
@@ -202,7 +205,9 @@ pub(crate) fn panel_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], g: &[S::f32s])
     for c in 0..chunks::<S>() {
         let rows = c * k..(c + 1) * k;
         let (z, g) = (&z[rows.clone()], &g[rows]);
-        let acc = sum_rows(simd, z, g, |z, g, acc| simd.add_f32s(acc, free_sq(simd, z, g)));
+        let acc = sum_rows(simd, z, g, |z, g, acc| {
+            simd.add_f32s(acc, free_sq(simd, z, g))
+        });
         put::<S>(&mut lanes, c, acc);
     }
     lane_sum(&lanes)
@@ -328,7 +333,8 @@ mod tests {
                     fn with_simd<S: Simd>(self, simd: S) {
                         let k = self.1.len();
                         let zero = simd.splat_f32s(0.0);
-                        let (mut a, mut b) = (vec![zero; k * chunks::<S>()], vec![zero; k * chunks::<S>()]);
+                        let (mut a, mut b) =
+                            (vec![zero; k * chunks::<S>()], vec![zero; k * chunks::<S>()]);
                         gather::<S>(self.1, &mut a);
                         apply(simd, self.0, &a, &mut b);
                         scatter::<S>(&b, self.2);
@@ -349,6 +355,9 @@ mod tests {
     #[test]
     fn lane_sum_adds_every_lane() {
         let v: Row = std::array::from_fn(|l| l as f32 + 0.5);
-        assert_eq!(lane_sum(&v), (0..LANES).map(|l| l as f64 + 0.5).sum::<f64>());
+        assert_eq!(
+            lane_sum(&v),
+            (0..LANES).map(|l| l as f64 + 0.5).sum::<f64>()
+        );
     }
 }
