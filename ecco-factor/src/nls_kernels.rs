@@ -20,9 +20,8 @@ use crate::panels::LANES;
 /// One panel row: the values of one row of `Z` over the panel's columns.
 pub(crate) type Row = [f32; LANES];
 
-/// Output rows per tile of `Q d` for the SIMD type `S`: accumulators plus `d` and
-/// broadcasts must fit the registers (16 for 256-bit vectors, 32 for 512-bit; 10
-/// of 16 already made the compiler spill).
+/// Output rows per tile of `Q d` for the SIMD type `S`: the accumulators, a vector
+/// of `d` and a broadcast must fit the registers (16 of 256 bits, 32 of 512 bits).
 #[inline(always)]
 pub(crate) fn max_tile_rows<S: Simd>() -> usize {
     if size_of::<S::f32s>() >= 64 { 16 } else { 12 }
