@@ -163,46 +163,62 @@ impl pulp::WithSimd for HXtOp<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let (k, h, xb, out) = (self.k, self.h, self.xb, self.out);
         let mut r0 = 0;
         for rows in row_tiles(k, tile_rows::<S>()) {
             match rows {
-                1 => h_xt_rows::<1>(k, r0, h, xb, out),
-                2 => h_xt_rows::<2>(k, r0, h, xb, out),
-                3 => h_xt_rows::<3>(k, r0, h, xb, out),
-                4 => h_xt_rows::<4>(k, r0, h, xb, out),
-                5 => h_xt_rows::<5>(k, r0, h, xb, out),
-                6 => h_xt_rows::<6>(k, r0, h, xb, out),
-                7 => h_xt_rows::<7>(k, r0, h, xb, out),
-                8 => h_xt_rows::<8>(k, r0, h, xb, out),
-                9 => h_xt_rows::<9>(k, r0, h, xb, out),
-                _ => h_xt_rows::<10>(k, r0, h, xb, out),
+                1 => h_xt_rows::<S, 1>(simd, k, r0, h, xb, out),
+                2 => h_xt_rows::<S, 2>(simd, k, r0, h, xb, out),
+                3 => h_xt_rows::<S, 3>(simd, k, r0, h, xb, out),
+                4 => h_xt_rows::<S, 4>(simd, k, r0, h, xb, out),
+                5 => h_xt_rows::<S, 5>(simd, k, r0, h, xb, out),
+                6 => h_xt_rows::<S, 6>(simd, k, r0, h, xb, out),
+                7 => h_xt_rows::<S, 7>(simd, k, r0, h, xb, out),
+                8 => h_xt_rows::<S, 8>(simd, k, r0, h, xb, out),
+                9 => h_xt_rows::<S, 9>(simd, k, r0, h, xb, out),
+                _ => h_xt_rows::<S, 10>(simd, k, r0, h, xb, out),
             }
             r0 += rows;
         }
     }
 }
 
-/// Rows `r0 .. r0 + R` of `H_b X_bᵀ`: for each row of `X`, `R` accumulators over the
-/// block's panels, each loaded vector of `X` shared by the `R` rows of `H`.
+/// Rows `r0 .. r0 + R` of `H_b X_bᵀ`: for each row of `X` and each SIMD vector of a
+/// panel row (explicit SIMD: the compiler did not vectorise this loop for 256-bit
+/// vectors), `R` accumulators over the block's panels, each loaded vector of `X`
+/// shared by the `R` rows of `H`; then each row's lanes are added by [`lane_total`].
 #[inline(always)]
-fn h_xt_rows<const R: usize>(k: usize, r0: usize, h: &[f32], xb: &[f32], out: &mut [f32]) {
+fn h_xt_rows<S: pulp::Simd, const R: usize>(
+    simd: S,
+    k: usize,
+    r0: usize,
+    h: &[f32],
+    xb: &[f32],
+    out: &mut [f32],
+) {
     let p = xb.len() / BLOCK_COLS;
-    let h = h.as_chunks::<LANES>().0;
-    let x = xb.as_chunks::<LANES>().0;
+    let nc = LANES / S::F32_LANES;
+    // Panel `i` of `H` is `k` rows of `nc` vectors, panel `i` of `X` is `p` rows.
+    let hv = S::as_simd_f32s(h).0;
+    let xv = S::as_simd_f32s(xb).0;
     for pi in 0..p {
-        let mut acc = [[0.0_f32; LANES]; R];
-        for (x_panel, h_panel) in x.chunks_exact(p).zip(h.chunks_exact(k)) {
-            let xv = &x_panel[pi];
-            for (a, hv) in acc.iter_mut().zip(&h_panel[r0..r0 + R]) {
-                for l in 0..LANES {
-                    a[l] = hv[l].mul_add(xv[l], a[l]);
+        let mut lanes = [[0.0_f32; LANES]; R];
+        for c in 0..nc {
+            let mut acc = [simd.splat_f32s(0.0); R];
+            let x_rows = xv[pi * nc + c..].iter().step_by(p * nc);
+            let h_rows = hv[r0 * nc + c..].chunks(k * nc);
+            for (&x, h_panel) in x_rows.zip(h_rows) {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = simd.mul_add_f32s(h_panel[r * nc], x, *a);
                 }
             }
+            for (row, a) in lanes.iter_mut().zip(acc) {
+                S::as_mut_simd_f32s(row).0[c] = a;
+            }
         }
-        for (r, a) in acc.iter().enumerate() {
-            out[(r0 + r) * p + pi] = lane_total(a);
+        for (r, row) in lanes.iter().enumerate() {
+            out[(r0 + r) * p + pi] = lane_total(row);
         }
     }
 }
@@ -297,6 +313,33 @@ mod tests {
                 let mut part = vec![0.0; k * p];
                 let hb = &hp.as_slice()[b * block_len..(b + 1) * block_len];
                 h_xt_block(k, hb, data.block(b), &mut part);
+                // Every instruction set gives the same bits.
+                let xb = data.block(b);
+                let mut scalar = vec![0.0; k * p];
+                pulp::Simd::vectorize(
+                    pulp::Scalar,
+                    HXtOp {
+                        k,
+                        h: hb,
+                        xb,
+                        out: &mut scalar,
+                    },
+                );
+                assert_eq!(part, scalar, "k={k}");
+                #[cfg(target_arch = "x86_64")]
+                if let Some(v3) = pulp::x86::V3::try_new() {
+                    let mut avx2 = vec![0.0; k * p];
+                    pulp::Simd::vectorize(
+                        v3,
+                        HXtOp {
+                            k,
+                            h: hb,
+                            xb,
+                            out: &mut avx2,
+                        },
+                    );
+                    assert_eq!(part, avx2, "k={k}");
+                }
                 hxt += DMatrix::from_row_slice(k, p, &part);
             }
             let (x64, wt64, h64) = (x.map(f64::from), wt.map(f64::from), h.map(f64::from));
