@@ -310,6 +310,18 @@ mod tests {
             for b in 0..data.blocks() {
                 let out = &mut wtx.as_mut_slice()[b * block_len..(b + 1) * block_len];
                 wt_x_block(k, w_rows, data.block(b), out);
+                let xb = data.block(b);
+                let mut scalar = vec![0.0; block_len];
+                pulp::Simd::vectorize(
+                    pulp::Scalar,
+                    WtXOp {
+                        k,
+                        w_rows,
+                        xb,
+                        out: &mut scalar,
+                    },
+                );
+                assert_eq!(out, &scalar[..], "k={k}");
                 let mut part = vec![0.0; k * p];
                 let hb = &hp.as_slice()[b * block_len..(b + 1) * block_len];
                 h_xt_block(k, hb, data.block(b), &mut part);
