@@ -1,6 +1,8 @@
 //! Where the parallel parts of a fit run: nowhere (the calling thread), rayon's global
 //! pool, or a pool of a requested size.
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 
 /// The executor of one fit.
@@ -39,6 +41,37 @@ impl Exec {
         match self {
             Self::Pool(pool) => pool.install(f),
             Self::Sequential | Self::Global => f(),
+        }
+    }
+
+    /// `[f(0), …, f(n − 1)]`, computed in parallel unless sequential.
+    pub(crate) fn map_indexed<T, F>(&self, n: usize, f: F) -> Vec<T>
+    where
+        T: Send,
+        F: Fn(usize) -> T + Sync + Send,
+    {
+        if self.parallel() && n > 1 {
+            self.run(|| (0..n).into_par_iter().map(&f).collect())
+        } else {
+            (0..n).map(f).collect()
+        }
+    }
+
+    /// `f(i, chunk)` for each chunk of `len` items of `data`, in parallel unless
+    /// sequential.
+    pub(crate) fn for_each_chunk<T, F>(&self, data: &mut [T], len: usize, f: F)
+    where
+        T: Send,
+        F: Fn(usize, &mut [T]) + Sync + Send,
+    {
+        if self.parallel() && data.len() > len {
+            self.run(|| {
+                data.par_chunks_mut(len)
+                    .enumerate()
+                    .for_each(|(i, c)| f(i, c));
+            });
+        } else {
+            data.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
         }
     }
 }

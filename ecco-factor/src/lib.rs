@@ -41,6 +41,7 @@
 //! | `nmf` | [`Nmf`], [`NmfResult`]: Lin's outer loop, reconstruction error |
 //! | `alternating` | Lin's outer loop; the `H` half-step fused with the data pass |
 //! | `nls` | Lin's `nlssubprob`: projected gradient with Armijo-type step search, per panel |
+//! | `nls_kernels` | `nls`'s SIMD kernels on one panel: packed `Q`, `Q d`, an Armijo trial |
 //! | `panels` | the half-step layout: panels of 16 columns, SIMD across columns |
 //! | `init` | scikit-learn-scaled random initialisation |
 //! | `products` | the data in column blocks; `Wᵀ X`, `H Xᵀ`, Gram kernels |
@@ -66,6 +67,7 @@ mod init;
 mod linalg;
 mod matrix;
 mod nls;
+mod nls_kernels;
 mod nmf;
 mod panels;
 mod products;

@@ -11,24 +11,32 @@
 //!
 //! The problem is separable over the columns of `Z`, so Lin's loop runs on each
 //! panel of [`LANES`] columns on its own (own step size, own iteration count; see
-//! `panels`), to `tol / sqrt(panels)`, so that the whole meets `tol`. A panel stays
-//! in L1 cache for its whole solve, its `Q d` is `k²` SIMD multiply-adds, and panels
-//! run in any order on any thread with the same result. What else differs from the
-//! MATLAB code, none of it changing the method:
+//! `panels`), to `tol / sqrt(panels)`, so that the whole meets `tol`. A panel is
+//! copied into a chunk-major scratch for its whole solve (in L1 cache), its `Q d` is
+//! `k²` SIMD multiply-adds in register tiles (`nls_kernels`), and panels run in any
+//! order on any thread, with any instruction set, with the same result. What else
+//! differs from the MATLAB code, none of it changing the method:
 //!
 //! * the gradient is updated as `g ← g + Q d` after a step (and recomputed as
 //!   `Q Z − B` every [`REFRESH_EVERY`] steps) instead of recomputed per iteration;
 //! * Lin's `Hp == Hn` (a longer step lands on the same point) is detected as "no
 //!   entry moved without being clipped" in the previous trial;
+//! * the sufficient-decrease test value is summed per column in `f32` and over the
+//!   panel's columns in `f64` (Lin: all in `f64`);
 //! * the stopping test is `‖P∇f‖ <= tol` (Lin: `<`), which also ends the all-zero
 //!   case; and when all 20 step enlargements pass the test, the last one is taken
 //!   (Lin's code keeps the old point then).
 
+use pulp::Simd;
+
+use crate::nls_kernels::{
+    PackedQ, Row, TrialPoint, chunks, gather, max_tile_rows, refresh, scatter, step_gradient, trial,
+};
 use crate::panels::LANES;
 
 /// Lin's sufficient-decrease constant σ (the paper's 0.01; the test is written
 /// `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩ < 0`).
-const SIGMA: f64 = 0.01;
+const SIGMA: f32 = 0.01;
 /// Lin's step-size factor β.
 const BETA: f32 = 0.1;
 /// Line-search trials per iteration (Lin's `inner_iter` bound).
@@ -36,9 +44,6 @@ const MAX_TRIALS: usize = 20;
 /// The gradient is updated incrementally after each step and recomputed from
 /// scratch this often, so `f32` rounding cannot drift.
 const REFRESH_EVERY: usize = 16;
-
-/// One panel row: the values of one row of `Z` over the panel's columns.
-type Row = [f32; LANES];
 
 /// What a solve over some panels did.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -100,8 +105,9 @@ impl pulp::WithSimd for SolveOp<'_, '_> {
     type Output = Stats;
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Stats {
-        solve_panels(self.prob, self.b, self.z, self.g)
+    fn with_simd<S: Simd>(self, simd: S) -> Stats {
+        let q = PackedQ::new(self.prob.k, self.prob.q, max_tile_rows::<S>());
+        solve_panels(simd, self.prob, &q, self.b, self.z, self.g)
     }
 }
 
@@ -118,16 +124,22 @@ impl pulp::WithSimd for GradientOp<'_> {
     type Output = f64;
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+    fn with_simd<S: Simd>(self, simd: S) -> f64 {
         let k = self.k;
+        let q = PackedQ::new(k, self.q, max_tile_rows::<S>());
         let (b, z, g) = (rows(self.b), rows(self.z), rows_mut(self.g));
+        let zero = || vec![simd.splat_f32s(0.0); k * chunks::<S>()];
+        let (mut bc, mut zc, mut gc) = (zero(), zero(), zero());
         let mut pg = 0.0;
         for ((b, z), g) in b
             .chunks_exact(k)
             .zip(z.chunks_exact(k))
             .zip(g.chunks_exact_mut(k))
         {
-            pg += refresh(k, self.q, b, z, g);
+            gather::<S>(b, &mut bc);
+            gather::<S>(z, &mut zc);
+            pg += refresh(simd, &q, &bc, &zc, &mut gc);
+            scatter::<S>(&gc, g);
         }
         pg
     }
@@ -157,18 +169,32 @@ fn rows_mut(s: &mut [f32]) -> &mut [Row] {
     s.as_chunks_mut::<LANES>().0
 }
 
-/// Scratch rows of one panel solve: two trial points with their `Q d`, and `d`.
-struct Scratch {
-    zn: [Vec<Row>; 2],
-    qd: [Vec<Row>; 2],
-    d: Vec<Row>,
+/// Scratch of one panel solve, chunk-major (see `nls_kernels`): the panel's `b`, `z`,
+/// `g`, two trial points with their `Q d`, and `d`.
+struct Scratch<V> {
+    b: Vec<V>,
+    z: Vec<V>,
+    g: Vec<V>,
+    zn: [Vec<V>; 2],
+    qd: [Vec<V>; 2],
+    d: Vec<V>,
 }
 
 #[inline(always)]
-fn solve_panels(prob: &Problem<'_>, b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
+fn solve_panels<S: Simd>(
+    simd: S,
+    prob: &Problem<'_>,
+    q: &PackedQ,
+    b: &[f32],
+    z: &mut [f32],
+    g: &mut [f32],
+) -> Stats {
     let k = prob.k;
-    let zero = || vec![[0.0; LANES]; k];
+    let zero = || vec![simd.splat_f32s(0.0); k * chunks::<S>()];
     let mut scratch = Scratch {
+        b: zero(),
+        z: zero(),
+        g: zero(),
         zn: [zero(), zero()],
         qd: [zero(), zero()],
         d: zero(),
@@ -180,112 +206,25 @@ fn solve_panels(prob: &Problem<'_>, b: &[f32], z: &mut [f32], g: &mut [f32]) -> 
         .zip(z.chunks_exact_mut(k))
         .zip(g.chunks_exact_mut(k))
     {
-        stats = stats.merge(solve_panel(prob, b, z, g, &mut scratch));
+        gather::<S>(b, &mut scratch.b);
+        gather::<S>(z, &mut scratch.z);
+        stats = stats.merge(solve_panel(simd, prob, q, &mut scratch));
+        scatter::<S>(&scratch.z, z);
+        scatter::<S>(&scratch.g, g);
     }
     stats
 }
 
-/// Sum of the lanes, in a fixed order.
+/// Lin's `nlssubprob` on the panel in `s.b`, `s.z`; leaves the gradient in `s.g`.
 #[inline(always)]
-fn lane_sum(v: &Row) -> f64 {
-    let mut s = 0.0;
-    for &x in v {
-        s += f64::from(x);
-    }
-    s
-}
-
-/// `dst = Q src` for one panel.
-#[inline(always)]
-fn apply(k: usize, q: &[f32], src: &[Row], dst: &mut [Row]) {
-    for (out, qr) in dst.iter_mut().zip(q.chunks_exact(k)) {
-        let mut acc = [0.0_f32; LANES];
-        for (s, &qv) in src.iter().zip(qr) {
-            for l in 0..LANES {
-                acc[l] = qv.mul_add(s[l], acc[l]);
-            }
-        }
-        *out = acc;
-    }
-}
-
-/// `‖P∇f‖²` of one panel.
-#[inline(always)]
-fn panel_pg(z: &[Row], g: &[Row]) -> f64 {
-    let mut acc = [0.0_f32; LANES];
-    for (zr, gr) in z.iter().zip(g) {
-        for l in 0..LANES {
-            // `|`, not `||`: a branch-free select the compiler vectorises.
-            let free = (gr[l] < 0.0) | (zr[l] > 0.0);
-            acc[l] += if free { gr[l] * gr[l] } else { 0.0 };
-        }
-    }
-    lane_sum(&acc)
-}
-
-/// `g = Q z − b` for one panel; returns its `‖P∇f‖²`.
-#[inline(always)]
-fn refresh(k: usize, q: &[f32], b: &[Row], z: &[Row], g: &mut [Row]) -> f64 {
-    apply(k, q, z, g);
-    for (gr, br) in g.iter_mut().zip(b) {
-        for l in 0..LANES {
-            gr[l] -= br[l];
-        }
-    }
-    panel_pg(z, g)
-}
-
-/// One trial at step `alpha`: fills `zn = P[z − α g]`, `d = zn − z`, `qd = Q d`
-/// (`zn`, `qd` in slot `slot` of the scratch) and returns
-/// `(⟨g, d⟩, ⟨d, Q d⟩, entries that move without being clipped)`.
-#[inline(always)]
-fn trial(
-    q: &[f32],
-    z: &[Row],
-    g: &[Row],
-    alpha: f32,
-    s: &mut Scratch,
-    slot: usize,
-) -> (f64, f64, u32) {
-    let k = z.len();
-    let (zn, d, qd) = (&mut s.zn[slot], &mut s.d, &mut s.qd[slot]);
-    let mut gd = [0.0_f32; LANES];
-    let mut moving = [0_u32; LANES];
-    for (((zr, gr), znr), dr) in z.iter().zip(g).zip(zn.iter_mut()).zip(d.iter_mut()) {
-        for l in 0..LANES {
-            let t = zr[l] - alpha * gr[l];
-            let v = t.max(0.0);
-            znr[l] = v;
-            dr[l] = v - zr[l];
-            gd[l] += gr[l] * dr[l];
-            moving[l] += u32::from((t > 0.0) & (gr[l] != 0.0));
-        }
-    }
-    apply(k, q, d, qd);
-    let mut dqd = [0.0_f32; LANES];
-    for (dr, qr) in d.iter().zip(qd.iter()) {
-        for l in 0..LANES {
-            dqd[l] += dr[l] * qr[l];
-        }
-    }
-    let mut n = 0;
-    for m in moving {
-        n += m;
-    }
-    (lane_sum(&gd), lane_sum(&dqd), n)
-}
-
-/// Lin's `nlssubprob` on one panel.
-#[inline(always)]
-fn solve_panel(
+fn solve_panel<S: Simd>(
+    simd: S,
     prob: &Problem<'_>,
-    b: &[Row],
-    z: &mut [Row],
-    g: &mut [Row],
-    s: &mut Scratch,
+    q: &PackedQ,
+    s: &mut Scratch<S::f32s>,
 ) -> Stats {
-    let (k, q) = (prob.k, prob.q);
-    let mut pg = refresh(k, q, b, z, g);
+    let k = prob.k;
+    let mut pg = refresh(simd, q, &s.b, &s.z, &mut s.g);
     let init_pg = pg;
     let mut alpha: f32 = 1.0;
     let mut iter = 0;
@@ -299,17 +238,22 @@ fn solve_panel(
         let mut decrease_alpha = false;
         let mut step = None;
         let mut last_ok = None;
-        let mut prev_moving = u32::MAX;
+        let mut prev_moving = true;
         let mut cur = 0;
         for t in 0..MAX_TRIALS {
-            if t > 0 && !decrease_alpha && prev_moving == 0 {
+            if t > 0 && !decrease_alpha && !prev_moving {
                 // Lin's `Hp == Hn`: the last accepted trial clipped every moving
                 // entry, so a longer step lands on the same point.
                 step = last_ok;
                 break;
             }
-            let (gradd, dqd, moving) = trial(q, z, g, alpha, s, cur);
-            let suff_decr = (1.0 - SIGMA) * gradd + 0.5 * dqd < 0.0;
+            let out = TrialPoint {
+                zn: &mut s.zn[cur],
+                d: &mut s.d,
+                qd: &mut s.qd[cur],
+            };
+            let tr = trial(simd, q, &s.z, &s.g, (alpha, SIGMA), out);
+            let suff_decr = tr.decrease < 0.0;
             if t == 0 {
                 decrease_alpha = !suff_decr;
             }
@@ -324,7 +268,7 @@ fn solve_panel(
                     step = last_ok;
                     break;
                 }
-                prev_moving = moving;
+                prev_moving = tr.moving;
                 last_ok = Some(cur);
                 cur = 1 - cur;
                 alpha /= BETA;
@@ -336,18 +280,14 @@ fn solve_panel(
             step = last_ok;
         }
         if let Some(i) = step {
-            z.copy_from_slice(&s.zn[i]);
+            // The trial point becomes the iterate; its old buffer is scratch now.
+            std::mem::swap(&mut s.z, &mut s.zn[i]);
             since_refresh += 1;
             if since_refresh >= REFRESH_EVERY {
                 since_refresh = 0;
-                pg = refresh(k, q, b, z, g);
+                pg = refresh(simd, q, &s.b, &s.z, &mut s.g);
             } else {
-                for (gr, qr) in g.iter_mut().zip(s.qd[i].iter()) {
-                    for l in 0..LANES {
-                        gr[l] += qr[l];
-                    }
-                }
-                pg = panel_pg(z, g);
+                pg = step_gradient(simd, k, &s.z, &s.qd[i], &mut s.g);
             }
         }
         if alpha == 0.0 || !alpha.is_finite() {
@@ -431,5 +371,50 @@ mod tests {
         let (_, stats) = run(&wtw, &wtv, &mut h, 1e-9);
         assert_eq!(stats.iters, 1);
         assert_eq!(stats.init_pg, 0.0);
+    }
+
+    /// Solves with the instruction set of `simd`; returns `(z, g, stats)`.
+    fn solve_with<S: Simd>(
+        simd: S,
+        prob: &Problem<'_>,
+        b: &[f32],
+        z0: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Stats) {
+        let (mut z, mut g) = (z0.to_vec(), vec![0.0; z0.len()]);
+        let stats = simd.vectorize(SolveOp {
+            prob,
+            b,
+            z: &mut z,
+            g: &mut g,
+        });
+        (z, g, stats)
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // Scalar: 16 vectors per panel row; AVX2: 2; AVX-512: 1 (what `solve` picks).
+        let (k, m) = (7, 4 * LANES);
+        let w = DMatrix::from_fn(40, k, |i, j| ((i * 5 + j * 7) % 13) as f32 / 13.0 + 0.02);
+        let v = DMatrix::from_fn(40, m, |i, j| {
+            (((i * 11 + j * 23) % 19) as f32 / 19.0 - 0.25).max(0.0)
+        });
+        let (wtw, wtv) = (w.transpose() * &w, w.transpose() * &v);
+        let b = Panels::from_matrix(&wtv, LANES);
+        let z0 = Panels::from_matrix(&DMatrix::from_element(k, m, 0.3_f32), LANES);
+        let prob = Problem {
+            k,
+            q: wtw.as_slice(),
+            panel_tol: 1e-4,
+            max_iter: 1000,
+        };
+        let scalar = solve_with(pulp::Scalar, &prob, b.as_slice(), z0.as_slice());
+        assert!(scalar.2.iters > 2, "{:?}", scalar.2);
+        let (mut z, mut g) = (z0.as_slice().to_vec(), vec![0.0; z0.as_slice().len()]);
+        let stats = solve(&prob, b.as_slice(), &mut z, &mut g);
+        assert_eq!((&z, &g, stats), (&scalar.0, &scalar.1, scalar.2));
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = pulp::x86::V3::try_new() {
+            assert_eq!(solve_with(v3, &prob, b.as_slice(), z0.as_slice()), scalar);
+        }
     }
 }

@@ -136,13 +136,12 @@ impl Nmf {
         } else {
             (self.n_components, None)
         };
-        let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64;
-        let (wt, h) = random_init(mean, k, n_samples, n_features, self.seed);
+        let (wt, h) = random_init(mean(x.as_slice()), k, n_samples, n_features, self.seed);
         let exec = Exec::new(self.threads)?;
-        let mut solver = Solver::new(BlockedData::new(x), &wt, &h, &exec);
+        let mut solver = Solver::new(BlockedData::new(x, &exec), &wt, &h, &exec);
         let outcome = solver.run(self.tol, self.max_iter, &mut progress);
         let (wt, h) = solver.factors();
-        let reconstruction_error = reconstruction_error(x, &wt, &h);
+        let reconstruction_error = reconstruction_error(x, &wt, &h, &exec);
         Ok(NmfResult {
             w: wt.transpose(),
             h,
@@ -204,25 +203,52 @@ impl NmfResult {
     }
 }
 
-/// `‖X − W H‖_F`, accumulated in `f64` one column block at a time.
-fn reconstruction_error(x: &DMatrix<f32>, wt: &DMatrix<f32>, h: &DMatrix<f32>) -> f64 {
+/// The mean of `values` (not empty), summed in `f64` over 8 interleaved lanes.
+fn mean(values: &[f32]) -> f64 {
+    let mut lanes = [0.0_f64; 8];
+    let (chunks, rest) = values.as_chunks::<8>();
+    for c in chunks {
+        for (s, &v) in lanes.iter_mut().zip(c) {
+            *s += f64::from(v);
+        }
+    }
+    let total = lanes.iter().sum::<f64>() + rest.iter().map(|&v| f64::from(v)).sum::<f64>();
+    total / values.len() as f64
+}
+
+/// `‖X − W H‖_F`, accumulated in `f64` one column block at a time (blocks on
+/// `exec`, their sums added in block order).
+fn reconstruction_error(x: &DMatrix<f32>, wt: &DMatrix<f32>, h: &DMatrix<f32>, exec: &Exec) -> f64 {
     let w = wt.transpose();
     let (p, n) = x.shape();
     let block = 1024;
-    let mut total = 0.0_f64;
-    let mut wh = DMatrix::<f32>::zeros(p, block);
-    let mut start = 0;
-    while start < n {
+    let partial = |b: usize| {
+        let start = b * block;
         let len = block.min(n - start);
-        let mut dst = wh.columns_mut(0, len);
-        dst.gemm(1.0, &w, &h.columns(start, len), 0.0);
-        for (&a, &b) in x.columns(start, len).iter().zip(wh.columns(0, len).iter()) {
-            let r = f64::from(a) - f64::from(b);
-            total += r * r;
+        let mut wh = DMatrix::<f32>::zeros(p, len);
+        wh.gemm(1.0, &w, &h.columns(start, len), 0.0);
+        // Column-major: the block's columns are one run of `x`.
+        let xb = &x.as_slice()[start * p..(start + len) * p];
+        let mut lanes = [0.0_f64; 8];
+        let (xc, x_rest) = xb.as_chunks::<8>();
+        let (wc, w_rest) = wh.as_slice().as_chunks::<8>();
+        for (xs, ws) in xc.iter().zip(wc) {
+            for l in 0..8 {
+                let r = f64::from(xs[l]) - f64::from(ws[l]);
+                lanes[l] += r * r;
+            }
         }
-        start += len;
-    }
-    total.sqrt()
+        let rest: f64 = x_rest
+            .iter()
+            .zip(w_rest)
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .sum();
+        lanes.iter().sum::<f64>() + rest
+    };
+    exec.map_indexed(n.div_ceil(block), partial)
+        .iter()
+        .sum::<f64>()
+        .sqrt()
 }
 
 #[cfg(test)]

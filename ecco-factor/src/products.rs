@@ -13,13 +13,11 @@
 
 use nalgebra::DMatrix;
 
+use crate::exec::Exec;
 use crate::panels::LANES;
 
 /// Columns of `X` per block (a multiple of [`LANES`]).
 pub(crate) const BLOCK_COLS: usize = 256;
-
-/// Rows of the factor handled per register tile of the kernels.
-const TILE_ROWS: usize = 5;
 
 /// `X [p, n]` in column blocks (see the module notes), the last one zero-padded.
 #[derive(Debug, Clone)]
@@ -30,17 +28,21 @@ pub(crate) struct BlockedData {
 }
 
 impl BlockedData {
-    /// Copies `x` into blocks.
-    pub(crate) fn new(x: &DMatrix<f32>) -> Self {
+    /// Copies `x` into blocks, block by block on `exec`.
+    pub(crate) fn new(x: &DMatrix<f32>, exec: &Exec) -> Self {
         let (p, n) = x.shape();
         let blocks = n.div_ceil(BLOCK_COLS);
         let mut data = vec![0.0; blocks * p * BLOCK_COLS];
-        for (c, col) in x.column_iter().enumerate() {
-            let base = (c / LANES) * p * LANES + c % LANES;
-            for (r, &v) in col.iter().enumerate() {
-                data[base + r * LANES] = v;
+        let columns = x.as_slice();
+        exec.for_each_chunk(&mut data, p * BLOCK_COLS, |b, block| {
+            let first = b * BLOCK_COLS;
+            for c in first..n.min(first + BLOCK_COLS) {
+                let base = ((c - first) / LANES) * p * LANES + c % LANES;
+                for (r, &v) in columns[c * p..(c + 1) * p].iter().enumerate() {
+                    block[base + r * LANES] = v;
+                }
             }
-        }
+        });
         Self { p, n, data }
     }
 
@@ -88,17 +90,37 @@ impl pulp::WithSimd for WtXOp<'_> {
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let (k, w_rows, xb, out) = (self.k, self.w_rows, self.xb, self.out);
         let mut r0 = 0;
-        while r0 < k {
-            match (k - r0).min(TILE_ROWS) {
-                5 => wt_x_rows::<5>(k, r0, w_rows, xb, out),
-                4 => wt_x_rows::<4>(k, r0, w_rows, xb, out),
-                3 => wt_x_rows::<3>(k, r0, w_rows, xb, out),
+        for rows in row_tiles(k, tile_rows::<S>()) {
+            match rows {
+                1 => wt_x_rows::<1>(k, r0, w_rows, xb, out),
                 2 => wt_x_rows::<2>(k, r0, w_rows, xb, out),
-                _ => wt_x_rows::<1>(k, r0, w_rows, xb, out),
+                3 => wt_x_rows::<3>(k, r0, w_rows, xb, out),
+                4 => wt_x_rows::<4>(k, r0, w_rows, xb, out),
+                5 => wt_x_rows::<5>(k, r0, w_rows, xb, out),
+                6 => wt_x_rows::<6>(k, r0, w_rows, xb, out),
+                7 => wt_x_rows::<7>(k, r0, w_rows, xb, out),
+                8 => wt_x_rows::<8>(k, r0, w_rows, xb, out),
+                9 => wt_x_rows::<9>(k, r0, w_rows, xb, out),
+                _ => wt_x_rows::<10>(k, r0, w_rows, xb, out),
             }
-            r0 += TILE_ROWS;
+            r0 += rows;
         }
     }
+}
+
+/// Rows of the factor per register tile for the SIMD type `S`: one accumulator per
+/// row and [`LANES`] columns, 10 of them (in 10 registers of 512 bits or 20 of
+/// 256 bits, of which there are only 16: 5 rows there).
+#[inline(always)]
+fn tile_rows<S: pulp::Simd>() -> usize {
+    if size_of::<S::f32s>() >= 64 { 10 } else { 5 }
+}
+
+/// `k` rows split evenly into tiles of at most `max` rows (`k = 12`, 10 at most:
+/// two tiles of 6).
+fn row_tiles(k: usize, max: usize) -> impl Iterator<Item = usize> {
+    let count = k.div_ceil(max).max(1);
+    (0..count).map(move |t| k / count + usize::from(t < k % count))
 }
 
 #[inline(always)]
@@ -141,52 +163,79 @@ impl pulp::WithSimd for HXtOp<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let (k, xb, out) = (self.k, self.xb, self.out);
-        let p = xb.len() / BLOCK_COLS;
-        let h = self.h.as_chunks::<LANES>().0;
-        let x = xb.as_chunks::<LANES>().0;
-        let panels = BLOCK_COLS / LANES;
-        for pi in 0..p {
-            // Two rows of `H` per pass share each load of `X`.
-            let mut r = 0;
-            while r + 1 < k {
-                let mut acc0 = [0.0_f32; LANES];
-                let mut acc1 = [0.0_f32; LANES];
-                for panel in 0..panels {
-                    let xv = &x[panel * p + pi];
-                    let (h0, h1) = (&h[panel * k + r], &h[panel * k + r + 1]);
-                    for l in 0..LANES {
-                        acc0[l] = h0[l].mul_add(xv[l], acc0[l]);
-                        acc1[l] = h1[l].mul_add(xv[l], acc1[l]);
-                    }
-                }
-                out[r * p + pi] = lane_total(&acc0);
-                out[(r + 1) * p + pi] = lane_total(&acc1);
-                r += 2;
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let (k, h, xb, out) = (self.k, self.h, self.xb, self.out);
+        let mut r0 = 0;
+        for rows in row_tiles(k, tile_rows::<S>()) {
+            match rows {
+                1 => h_xt_rows::<S, 1>(simd, k, r0, h, xb, out),
+                2 => h_xt_rows::<S, 2>(simd, k, r0, h, xb, out),
+                3 => h_xt_rows::<S, 3>(simd, k, r0, h, xb, out),
+                4 => h_xt_rows::<S, 4>(simd, k, r0, h, xb, out),
+                5 => h_xt_rows::<S, 5>(simd, k, r0, h, xb, out),
+                6 => h_xt_rows::<S, 6>(simd, k, r0, h, xb, out),
+                7 => h_xt_rows::<S, 7>(simd, k, r0, h, xb, out),
+                8 => h_xt_rows::<S, 8>(simd, k, r0, h, xb, out),
+                9 => h_xt_rows::<S, 9>(simd, k, r0, h, xb, out),
+                _ => h_xt_rows::<S, 10>(simd, k, r0, h, xb, out),
             }
-            if r < k {
-                let mut acc = [0.0_f32; LANES];
-                for panel in 0..panels {
-                    let (xv, hv) = (&x[panel * p + pi], &h[panel * k + r]);
-                    for l in 0..LANES {
-                        acc[l] = hv[l].mul_add(xv[l], acc[l]);
-                    }
-                }
-                out[r * p + pi] = lane_total(&acc);
-            }
+            r0 += rows;
         }
     }
 }
 
-/// Sum of the lanes, in a fixed order.
+/// Rows `r0 .. r0 + R` of `H_b X_bᵀ`: for each row of `X` and each SIMD vector of a
+/// panel row (explicit SIMD: the compiler did not vectorise this loop for 256-bit
+/// vectors), `R` accumulators over the block's panels, each loaded vector of `X`
+/// shared by the `R` rows of `H`; then each row's lanes are added by [`lane_total`].
+#[inline(always)]
+fn h_xt_rows<S: pulp::Simd, const R: usize>(
+    simd: S,
+    k: usize,
+    r0: usize,
+    h: &[f32],
+    xb: &[f32],
+    out: &mut [f32],
+) {
+    let p = xb.len() / BLOCK_COLS;
+    let nc = LANES / S::F32_LANES;
+    // Panel `i` of `H` is `k` rows of `nc` vectors, panel `i` of `X` is `p` rows.
+    let hv = S::as_simd_f32s(h).0;
+    let xv = S::as_simd_f32s(xb).0;
+    for pi in 0..p {
+        let mut lanes = [[0.0_f32; LANES]; R];
+        for c in 0..nc {
+            let mut acc = [simd.splat_f32s(0.0); R];
+            let x_rows = xv[pi * nc + c..].iter().step_by(p * nc);
+            let h_rows = hv[r0 * nc + c..].chunks(k * nc);
+            for (&x, h_panel) in x_rows.zip(h_rows) {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = simd.mul_add_f32s(h_panel[r * nc], x, *a);
+                }
+            }
+            for (row, a) in lanes.iter_mut().zip(acc) {
+                S::as_mut_simd_f32s(row).0[c] = a;
+            }
+        }
+        for (r, row) in lanes.iter().enumerate() {
+            out[(r0 + r) * p + pi] = lane_total(row);
+        }
+    }
+}
+
+/// Sum of the lanes as a fixed pairwise tree (a few vector adds, not a chain of
+/// [`LANES`] dependent ones).
 #[inline(always)]
 fn lane_total(v: &[f32; LANES]) -> f32 {
-    let mut sum = 0.0;
-    for &x in v {
-        sum += x;
+    let mut w = *v;
+    let mut half = LANES / 2;
+    while half > 0 {
+        for l in 0..half {
+            w[l] += w[l + half];
+        }
+        half /= 2;
     }
-    sum
+    w[0]
 }
 
 /// Adds `Z Zᵀ` of the panels `z` (`k` rows each) to `out` (`k × k`).
@@ -248,7 +297,7 @@ mod tests {
         for k in [3, 7, 10] {
             let (p, n) = (9, BLOCK_COLS + 40);
             let x = DMatrix::from_fn(p, n, |i, j| ((i * 31 + j * 17) % 13) as f32 / 13.0);
-            let data = BlockedData::new(&x);
+            let data = BlockedData::new(&x, &Exec::Sequential);
             assert_eq!((data.p(), data.n(), data.blocks()), (p, n, 2));
             let wt = DMatrix::from_fn(k, p, |i, j| (i + 2 * j) as f32 / 10.0);
             let h = DMatrix::from_fn(k, n, |i, j| ((i + j) % 7) as f32 / 7.0);
@@ -261,9 +310,48 @@ mod tests {
             for b in 0..data.blocks() {
                 let out = &mut wtx.as_mut_slice()[b * block_len..(b + 1) * block_len];
                 wt_x_block(k, w_rows, data.block(b), out);
+                let xb = data.block(b);
+                let mut scalar = vec![0.0; block_len];
+                pulp::Simd::vectorize(
+                    pulp::Scalar,
+                    WtXOp {
+                        k,
+                        w_rows,
+                        xb,
+                        out: &mut scalar,
+                    },
+                );
+                assert_eq!(out, &scalar[..], "k={k}");
                 let mut part = vec![0.0; k * p];
                 let hb = &hp.as_slice()[b * block_len..(b + 1) * block_len];
                 h_xt_block(k, hb, data.block(b), &mut part);
+                // Every instruction set gives the same bits.
+                let xb = data.block(b);
+                let mut scalar = vec![0.0; k * p];
+                pulp::Simd::vectorize(
+                    pulp::Scalar,
+                    HXtOp {
+                        k,
+                        h: hb,
+                        xb,
+                        out: &mut scalar,
+                    },
+                );
+                assert_eq!(part, scalar, "k={k}");
+                #[cfg(target_arch = "x86_64")]
+                if let Some(v3) = pulp::x86::V3::try_new() {
+                    let mut avx2 = vec![0.0; k * p];
+                    pulp::Simd::vectorize(
+                        v3,
+                        HXtOp {
+                            k,
+                            h: hb,
+                            xb,
+                            out: &mut avx2,
+                        },
+                    );
+                    assert_eq!(part, avx2, "k={k}");
+                }
                 hxt += DMatrix::from_row_slice(k, p, &part);
             }
             let (x64, wt64, h64) = (x.map(f64::from), wt.map(f64::from), h.map(f64::from));

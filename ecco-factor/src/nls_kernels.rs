@@ -1,0 +1,362 @@
+//! The kernels of the subproblem solver on one panel, in explicit SIMD: `Q d` with
+//! the half-step Hessian `Q` packed for it, one Armijo trial, the gradient update
+//! and `‖P∇f‖²`.
+//!
+//! A panel is `k` rows of [`LANES`] columns; with `N` lanes per SIMD vector each row
+//! is `LANES / N` vectors ("chunks"), and every kernel runs chunk by chunk, keeping
+//! its accumulators in registers. Each lane (column) sees the same operations in the
+//! same order whatever `N` is, and lane sums go through [`lane_sum`], so results do
+//! not depend on the instruction set.
+//!
+//! `Q d` accumulates a tile of up to [`max_tile_rows`] output rows at once (one
+//! register per row), reading each vector of `d` once per tile: one output row at a
+//! time would be a chain of `k` dependent multiply-adds. `Q` is packed tile by tile,
+//! column-major within a tile, so the kernel reads it in order.
+
+use pulp::Simd;
+
+use crate::panels::LANES;
+
+/// One panel row: the values of one row of `Z` over the panel's columns.
+pub(crate) type Row = [f32; LANES];
+
+/// Output rows per tile of `Q d` for the SIMD type `S`: the accumulators, a vector
+/// of `d` and a broadcast must fit the registers (16 of 256 bits, 32 of 512 bits).
+#[inline(always)]
+pub(crate) fn max_tile_rows<S: Simd>() -> usize {
+    if size_of::<S::f32s>() >= 64 { 16 } else { 12 }
+}
+
+/// `Q` in tiles of output rows (see the module notes).
+#[derive(Debug, Clone)]
+pub(crate) struct PackedQ {
+    k: usize,
+    /// `(first row, rows)` of each tile.
+    tiles: Vec<(usize, usize)>,
+    /// Tile after tile: for each column `j`, the tile's rows of column `j`.
+    data: Vec<f32>,
+}
+
+impl PackedQ {
+    /// Packs the row-major `k × k` matrix `q` in tiles of at most `max_rows` (≤ 16)
+    /// rows, split evenly (`k = 20`, 16 rows at most: two tiles of 10).
+    pub(crate) fn new(k: usize, q: &[f32], max_rows: usize) -> Self {
+        let count = k.div_ceil(max_rows.clamp(1, 16)).max(1);
+        let mut tiles = Vec::with_capacity(count);
+        let mut first = 0;
+        for t in 0..count {
+            let rows = k / count + usize::from(t < k % count);
+            tiles.push((first, rows));
+            first += rows;
+        }
+        let mut data = Vec::with_capacity(k * k);
+        for &(first, rows) in &tiles {
+            for j in 0..k {
+                for r in first..first + rows {
+                    data.push(q[r * k + j]);
+                }
+            }
+        }
+        Self { k, tiles, data }
+    }
+}
+
+/// Vectors per panel row.
+#[inline(always)]
+pub(crate) fn chunks<S: Simd>() -> usize {
+    LANES / S::F32_LANES
+}
+
+/// Copies the panel `rows` (`k` rows of [`LANES`]) into `out` chunk-major: chunk
+/// `c` (lanes `c N .. (c + 1) N`) of every row, then chunk `c + 1`; each kernel
+/// then reads one chunk as a contiguous run of `k` vectors.
+#[inline(always)]
+pub(crate) fn gather<S: Simd>(rows: &[Row], out: &mut [S::f32s]) {
+    let k = rows.len();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, &v) in S::as_simd_f32s(row).0.iter().enumerate() {
+            out[c * k + r] = v;
+        }
+    }
+}
+
+/// The inverse of [`gather`].
+#[inline(always)]
+pub(crate) fn scatter<S: Simd>(chunked: &[S::f32s], rows: &mut [Row]) {
+    let k = rows.len();
+    for (r, row) in rows.iter_mut().enumerate() {
+        for (c, v) in S::as_mut_simd_f32s(row).0.iter_mut().enumerate() {
+            *v = chunked[c * k + r];
+        }
+    }
+}
+
+/// Stores the lanes of `v` as chunk `c` of `row`.
+#[inline(always)]
+fn put<S: Simd>(row: &mut Row, c: usize, v: S::f32s) {
+    S::as_mut_simd_f32s(row).0[c] = v;
+}
+
+/// `dst = Q src` for one chunk-major panel.
+#[inline(always)]
+pub(crate) fn apply<S: Simd>(simd: S, q: &PackedQ, src: &[S::f32s], dst: &mut [S::f32s]) {
+    let k = q.k;
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (src, dst) = (&src[rows.clone()], &mut dst[rows]);
+        let mut offset = 0;
+        for &(first, rows) in &q.tiles {
+            let qt = &q.data[offset..offset + rows * k];
+            let out = &mut dst[first..first + rows];
+            match rows {
+                1 => tile::<S, 1>(simd, qt, src, out),
+                2 => tile::<S, 2>(simd, qt, src, out),
+                3 => tile::<S, 3>(simd, qt, src, out),
+                4 => tile::<S, 4>(simd, qt, src, out),
+                5 => tile::<S, 5>(simd, qt, src, out),
+                6 => tile::<S, 6>(simd, qt, src, out),
+                7 => tile::<S, 7>(simd, qt, src, out),
+                8 => tile::<S, 8>(simd, qt, src, out),
+                9 => tile::<S, 9>(simd, qt, src, out),
+                10 => tile::<S, 10>(simd, qt, src, out),
+                11 => tile::<S, 11>(simd, qt, src, out),
+                12 => tile::<S, 12>(simd, qt, src, out),
+                13 => tile::<S, 13>(simd, qt, src, out),
+                14 => tile::<S, 14>(simd, qt, src, out),
+                15 => tile::<S, 15>(simd, qt, src, out),
+                _ => tile::<S, 16>(simd, qt, src, out),
+            }
+            offset += rows * k;
+        }
+    }
+}
+
+/// One tile of `R` output rows on one chunk.
+#[inline(always)]
+fn tile<S: Simd, const R: usize>(simd: S, qt: &[f32], src: &[S::f32s], out: &mut [S::f32s]) {
+    let mut acc = [simd.splat_f32s(0.0); R];
+    for (&s, qc) in src.iter().zip(qt.as_chunks::<R>().0) {
+        for r in 0..R {
+            acc[r] = simd.mul_add_f32s(simd.splat_f32s(qc[r]), s, acc[r]);
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a;
+    }
+}
+
+/// Sum of the lanes as a fixed pairwise tree in `f64` (lane `l` plus lane `l + 8`,
+/// and so on), written out so that it compiles to a few vector adds.
+#[inline(always)]
+pub(crate) fn lane_sum(v: &Row) -> f64 {
+    const { assert!(LANES == 16) };
+    let mut w8 = [0.0_f64; 8];
+    for l in 0..8 {
+        w8[l] = f64::from(v[l]) + f64::from(v[l + 8]);
+    }
+    let mut w4 = [0.0_f64; 4];
+    for l in 0..4 {
+        w4[l] = w8[l] + w8[l + 4];
+    }
+    (w4[0] + w4[2]) + (w4[1] + w4[3])
+}
+
+/// `Σ_r f(a_r, b_r)` over the rows of one chunk, in four interleaved accumulators
+/// (rows `r ≡ i mod 4` into accumulator `i`) added as `(0 + 1) + (2 + 3)`: a short
+/// dependency chain in a fixed order.
+#[inline(always)]
+fn sum_rows<S: Simd>(
+    simd: S,
+    a: &[S::f32s],
+    b: &[S::f32s],
+    f: impl Fn(S::f32s, S::f32s, S::f32s) -> S::f32s,
+) -> S::f32s {
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [zero; 4];
+    let (a4, a_rest) = a.as_chunks::<4>();
+    let (b4, b_rest) = b.as_chunks::<4>();
+    for (a, b) in a4.iter().zip(b4) {
+        for i in 0..4 {
+            acc[i] = f(a[i], b[i], acc[i]);
+        }
+    }
+    for (i, (&a, &b)) in a_rest.iter().zip(b_rest).enumerate() {
+        acc[i] = f(a, b, acc[i]);
+    }
+    simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]))
+}
+
+/// `g²` where the entry is free to move (`g < 0` or `z > 0`), else 0.
+#[inline(always)]
+fn free_sq<S: Simd>(simd: S, z: S::f32s, g: S::f32s) -> S::f32s {
+    let zero = simd.splat_f32s(0.0);
+    let free = simd.or_m32s(
+        simd.less_than_f32s(g, zero),
+        simd.greater_than_f32s(z, zero),
+    );
+    simd.select_f32s(free, simd.mul_f32s(g, g), zero)
+}
+
+/// `‖P∇f‖²` of one chunk-major panel of `k` rows.
+#[inline(always)]
+pub(crate) fn panel_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], g: &[S::f32s]) -> f64 {
+    let mut lanes = [0.0; LANES];
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (z, g) = (&z[rows.clone()], &g[rows]);
+        let acc = sum_rows(simd, z, g, |z, g, acc| {
+            simd.add_f32s(acc, free_sq(simd, z, g))
+        });
+        put::<S>(&mut lanes, c, acc);
+    }
+    lane_sum(&lanes)
+}
+
+/// `g = Q z − b` for one chunk-major panel; returns its `‖P∇f‖²`.
+#[inline(always)]
+pub(crate) fn refresh<S: Simd>(
+    simd: S,
+    q: &PackedQ,
+    b: &[S::f32s],
+    z: &[S::f32s],
+    g: &mut [S::f32s],
+) -> f64 {
+    apply(simd, q, z, g);
+    for (g, &b) in g.iter_mut().zip(b) {
+        *g = simd.sub_f32s(*g, b);
+    }
+    panel_pg(simd, q.k, z, g)
+}
+
+/// `g += qd` (the gradient at the new point `z` after a step `d`, `qd = Q d`) for
+/// one chunk-major panel; returns the new `‖P∇f‖²`.
+#[inline(always)]
+pub(crate) fn step_gradient<S: Simd>(
+    simd: S,
+    k: usize,
+    z: &[S::f32s],
+    qd: &[S::f32s],
+    g: &mut [S::f32s],
+) -> f64 {
+    for (g, &qd) in g.iter_mut().zip(qd) {
+        *g = simd.add_f32s(*g, qd);
+    }
+    panel_pg(simd, k, z, g)
+}
+
+/// What one Armijo trial found.
+pub(crate) struct Trial {
+    /// Lin's sufficient-decrease test value `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩`, summed
+    /// per lane in `f32`, then over the lanes in `f64`.
+    pub(crate) decrease: f64,
+    /// Whether some entry moved without being clipped (`z − α g > 0`, `g ≠ 0`).
+    pub(crate) moving: bool,
+}
+
+/// The trial point of one Armijo trial: `zn = P[z − α g]`, `d = zn − z`, `qd = Q d`
+/// (chunk-major panels).
+pub(crate) struct TrialPoint<'a, V> {
+    pub(crate) zn: &'a mut [V],
+    pub(crate) d: &'a mut [V],
+    pub(crate) qd: &'a mut [V],
+}
+
+/// One trial at step `alpha` from `z` with gradient `g` (chunk-major panels), with
+/// Lin's constant `sigma`.
+#[inline(always)]
+pub(crate) fn trial<S: Simd>(
+    simd: S,
+    q: &PackedQ,
+    z: &[S::f32s],
+    g: &[S::f32s],
+    (alpha, sigma): (f32, f32),
+    out: TrialPoint<'_, S::f32s>,
+) -> Trial {
+    let k = q.k;
+    let zero = simd.splat_f32s(0.0);
+    let one = simd.splat_f32s(1.0);
+    let neg_alpha = simd.splat_f32s(-alpha);
+    let mut moving = zero;
+    let parts = z.iter().zip(g);
+    for (((&z, &g), zn), d) in parts.zip(out.zn.iter_mut()).zip(out.d.iter_mut()) {
+        let t = simd.mul_add_f32s(neg_alpha, g, z);
+        let v = simd.max_f32s(t, zero);
+        *zn = v;
+        *d = simd.sub_f32s(v, z);
+        let free = simd.and_m32s(
+            simd.greater_than_f32s(t, zero),
+            simd.not_m32s(simd.equal_f32s(g, zero)),
+        );
+        moving = simd.select_f32s(free, one, moving);
+    }
+    apply(simd, q, out.d, out.qd);
+    let (gd_weight, dqd_weight) = (simd.splat_f32s(1.0 - sigma), simd.splat_f32s(0.5));
+    let mut lanes = [0.0; LANES];
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (g, d, qd) = (&g[rows.clone()], &out.d[rows.clone()], &out.qd[rows]);
+        let fma = |a, b, acc| simd.mul_add_f32s(a, b, acc);
+        let gd = sum_rows(simd, g, d, fma);
+        let dqd = sum_rows(simd, d, qd, fma);
+        let test = simd.mul_add_f32s(gd_weight, gd, simd.mul_f32s(dqd_weight, dqd));
+        put::<S>(&mut lanes, c, test);
+    }
+    Trial {
+        decrease: lane_sum(&lanes),
+        moving: simd.reduce_max_f32s(moving) > 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_apply_matches_naive_for_all_tilings() {
+        for k in [1, 3, 5, 10, 13, 17] {
+            let q: Vec<f32> = (0..k * k).map(|i| ((i * 7) % 11) as f32 - 4.0).collect();
+            let src: Vec<Row> = (0..k)
+                .map(|r| std::array::from_fn(|l| ((r * 5 + l * 3) % 7) as f32 * 0.5))
+                .collect();
+            for max_rows in [1, 4, 6, 16] {
+                let packed = PackedQ::new(k, &q, max_rows);
+                let mut dst = vec![[0.0; LANES]; k];
+                let (mut a, mut b) = (vec![0.0; k * LANES], vec![0.0; k * LANES]);
+                gather::<pulp::Scalar>(&src, &mut a);
+                apply(pulp::Scalar, &packed, &a, &mut b);
+                scatter::<pulp::Scalar>(&b, &mut dst);
+                let mut simd_dst = vec![[0.0; LANES]; k];
+                struct Op<'a>(&'a PackedQ, &'a [Row], &'a mut [Row]);
+                impl pulp::WithSimd for Op<'_> {
+                    type Output = ();
+                    fn with_simd<S: Simd>(self, simd: S) {
+                        let k = self.1.len();
+                        let zero = simd.splat_f32s(0.0);
+                        let (mut a, mut b) =
+                            (vec![zero; k * chunks::<S>()], vec![zero; k * chunks::<S>()]);
+                        gather::<S>(self.1, &mut a);
+                        apply(simd, self.0, &a, &mut b);
+                        scatter::<S>(&b, self.2);
+                    }
+                }
+                pulp::Arch::new().dispatch(Op(&packed, &src, &mut simd_dst));
+                assert_eq!(dst, simd_dst);
+                for i in 0..k {
+                    for l in 0..LANES {
+                        let want: f32 = (0..k).map(|j| q[i * k + j] * src[j][l]).sum();
+                        assert_eq!(dst[i][l], want, "k={k} rows={max_rows} ({i}, {l})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lane_sum_adds_every_lane() {
+        let v: Row = std::array::from_fn(|l| l as f32 + 0.5);
+        assert_eq!(
+            lane_sum(&v),
+            (0..LANES).map(|l| l as f64 + 0.5).sum::<f64>()
+        );
+    }
+}
