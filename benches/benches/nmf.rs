@@ -35,10 +35,7 @@ fn benches(c: &mut Criterion) {
         eprintln!("scikit-learn on the same matrix: {reference}");
     }
     if let Ok(fit) = nmf.fit(&x) {
-        eprintln!(
-            "ecco-factor: error {:.4}, {} iterations",
-            fit.reconstruction_error, fit.n_iter
-        );
+        eprintln!("ecco-factor: error {:.4}, {} iterations", fit.reconstruction_error, fit.n_iter);
     }
     let mut group = c.benchmark_group("nmf/157x18432_k10");
     group.sample_size(10);

@@ -67,9 +67,12 @@ fn random_weights() -> BTreeMap<String, F32Tensor> {
             put(format!("h.{i}.{ln}.weight"), vec![WIDTH], Fill::Ones);
             put(format!("h.{i}.{ln}.bias"), vec![WIDTH], Fill::Zeros);
         }
-        for (name, d_in, d_out) in
-            [("attn.c_attn", WIDTH, 3 * WIDTH), ("attn.c_proj", WIDTH, WIDTH), ("mlp.c_fc", WIDTH, 4 * WIDTH), ("mlp.c_proj", 4 * WIDTH, WIDTH)]
-        {
+        for (name, d_in, d_out) in [
+            ("attn.c_attn", WIDTH, 3 * WIDTH),
+            ("attn.c_proj", WIDTH, WIDTH),
+            ("mlp.c_fc", WIDTH, 4 * WIDTH),
+            ("mlp.c_proj", 4 * WIDTH, WIDTH),
+        ] {
             put(format!("h.{i}.{name}.weight"), vec![d_in, d_out], Fill::Normal);
             put(format!("h.{i}.{name}.bias"), vec![d_out], Fill::Zeros);
         }

@@ -129,9 +129,7 @@ pub(crate) fn gradient_family(
             // captum `IntegratedGradients` with a zero baseline: x * sum_i w_i grad F(alpha_i x).
             let (alphas, weights) = gauss_legendre(ig_steps);
             (0..n)
-                .flat_map(|k| {
-                    alphas.iter().zip(&weights).map(move |(&a, &w)| Row { scale: a as f32, weight: w as f32, ..row(k) })
-                })
+                .flat_map(|k| alphas.iter().zip(&weights).map(move |(&a, &w)| Row { scale: a as f32, weight: w as f32, ..row(k) }))
                 .collect()
         }
     };
@@ -203,10 +201,7 @@ fn target_row(seq: Sequence<'_>, options: &AttributionOptions, k: usize) -> Row 
 fn check(model: &dyn LanguageModel, seq: Sequence<'_>, options: &AttributionOptions) -> Result<()> {
     let info = model.info();
     if info.kind != ModelKind::Causal {
-        return Err(Error::ModelMismatch(format!(
-            "attribution of generated tokens needs a causal LM, {} is {:?}",
-            info.name, info.kind
-        )));
+        return Err(Error::ModelMismatch(format!("attribution of generated tokens needs a causal LM, {} is {:?}", info.name, info.kind)));
     }
     if seq.n_input == 0 {
         return Err(Error::Empty("the prompt has no tokens"));
@@ -216,12 +211,7 @@ fn check(model: &dyn LanguageModel, seq: Sequence<'_>, options: &AttributionOpti
 
 /// The checks every model kind shares: something was generated, integrated gradients has
 /// steps, and every id (the foil's included) lies inside the vocabulary.
-pub(crate) fn check_targets(
-    n_generated: usize,
-    ids: impl Iterator<Item = u32>,
-    vocab: usize,
-    options: &AttributionOptions,
-) -> Result<()> {
+pub(crate) fn check_targets(n_generated: usize, ids: impl Iterator<Item = u32>, vocab: usize, options: &AttributionOptions) -> Result<()> {
     if n_generated == 0 {
         return Err(Error::Empty("no generated tokens"));
     }

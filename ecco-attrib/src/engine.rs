@@ -10,8 +10,8 @@
 //! Model weights are plain tensors: only the input copies live on the autodiff device.
 
 use burn::tensor::{Int, Tensor, TensorData, activation};
-use rayon::prelude::*;
 use ecco_core::{CaptureSpec, InputGradients, LanguageModel, Logits, ModelInputs};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -107,10 +107,7 @@ fn batches(rows: &[Row], max_batch_tokens: usize, fixed_len: Option<usize>) -> V
 /// The input copies of `rows`, `[rows, len, hidden]`, from `embeds` `[seq, hidden]`.
 fn inputs(embeds: &Tensor<2>, rows: &[Row], len: usize) -> Tensor<3> {
     let hidden = embeds.dims()[1];
-    let multipliers: Vec<f32> = rows
-        .iter()
-        .flat_map(|r| (0..len).map(move |j| if r.occlude == Some(j) { 0.0 } else { r.scale }))
-        .collect();
+    let multipliers: Vec<f32> = rows.iter().flat_map(|r| (0..len).map(move |j| if r.occlude == Some(j) { 0.0 } else { r.scale })).collect();
     let m = Tensor::<3>::from_data(TensorData::new(multipliers, [rows.len(), len, 1]), &embeds.device());
     embeds.clone().slice([0..len, 0..hidden]).unsqueeze::<3>() * m
 }
@@ -120,8 +117,7 @@ fn score(model: &dyn LanguageModel, x: Tensor<3>, rows: &[Row], scoring: Scoring
     let [n, len, hidden] = x.dims();
     let out = model.forward(ModelInputs::new(x), &CaptureSpec::none().with_logits(Logits::Skip))?;
     let device = out.last_hidden.device();
-    let pick: Vec<f32> =
-        rows.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
+    let pick: Vec<f32> = rows.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
     let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &device);
     let h = (out.last_hidden * pick).sum_dim(1);
     let targets = rows.iter().map(|r| (r.target, r.foil, r.weight));
@@ -312,10 +308,8 @@ fn backward_chunk(
 ) -> Result<()> {
     let last = tape.last_hidden().reshape([chunk.len() * seq, hidden]);
     // The chunk's rows with their copies, by position: batches mix copies and stay even.
-    let mut of_chunk: Vec<(Row, usize)> = rows
-        .iter()
-        .filter_map(|r| chunk.iter().position(|&s| s == r.scale).map(|copy| (r.clone(), copy)))
-        .collect();
+    let mut of_chunk: Vec<(Row, usize)> =
+        rows.iter().filter_map(|r| chunk.iter().position(|&s| s == r.scale).map(|copy| (r.clone(), copy))).collect();
     of_chunk.sort_by_key(|(r, _)| r.position);
     let (of_chunk, copies): (Vec<Row>, Vec<usize>) = of_chunk.into_iter().unzip();
     // At least one batch per thread: the batches' backward passes run side by side (each
@@ -340,8 +334,7 @@ fn backward_chunk(
                 let dlogits = head_logit_gradients(model, h, targets, scoring.target)?;
                 let vocab = dlogits.dims()[1];
                 let dh = tape.head_backward(dlogits.reshape([n, 1, vocab]))?;
-                let pick: Vec<f32> =
-                    batch.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
+                let pick: Vec<f32> = batch.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
                 let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &last.device());
                 let grad = tape.backward(copies, dh * pick)?;
                 grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))

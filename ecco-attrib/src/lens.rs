@@ -208,25 +208,25 @@ pub fn rankings(model: &dyn LanguageModel, hidden: &F32Tensor, token_ids: &[u32]
         return Err(Error::Empty("the trace has no generated tokens (make it with `ecco generate`)"));
     }
     if seq + 1 != token_ids.len() {
-        return Err(Error::ModelMismatch(format!(
-            "hidden states cover {seq} positions but the trace has {} tokens",
-            token_ids.len()
-        )));
+        return Err(Error::ModelMismatch(format!("hidden states cover {seq} positions but the trace has {} tokens", token_ids.len())));
     }
     check_ids(token_ids, model.info().vocab_size)?;
     let positions: Vec<usize> = (n_input - 1..seq).collect();
     let logits = lens_logits(model, hidden, &positions, lens)?;
-    Ok(logits
-        .iter()
-        .map(|layer| layer.iter().zip(&positions).map(|(values, &j)| rank(values, token_ids[j + 1])).collect())
-        .collect())
+    Ok(logits.iter().map(|layer| layer.iter().zip(&positions).map(|(values, &j)| rank(values, token_ids[j + 1])).collect()).collect())
 }
 
 /// Per layer, the rankings of the `watch` ids as predictions for `position`: `[layers][watch]`.
 ///
 /// # Errors
 /// A position out of range, an id outside the vocabulary.
-pub fn rankings_watch(model: &dyn LanguageModel, hidden: &F32Tensor, position: usize, watch: &[u32], lens: Lens) -> Result<Vec<Vec<usize>>> {
+pub fn rankings_watch(
+    model: &dyn LanguageModel,
+    hidden: &F32Tensor,
+    position: usize,
+    watch: &[u32],
+    lens: Lens,
+) -> Result<Vec<Vec<usize>>> {
     let [_, seq, _] = hidden_dims(model, hidden)?;
     let index = check_position(position, seq)?;
     rankings_watch_at(model, hidden, index, watch, lens)
@@ -236,7 +236,13 @@ pub fn rankings_watch(model: &dyn LanguageModel, hidden: &F32Tensor, position: u
 ///
 /// # Errors
 /// An index out of range, an id outside the vocabulary.
-pub fn rankings_watch_at(model: &dyn LanguageModel, hidden: &F32Tensor, index: usize, watch: &[u32], lens: Lens) -> Result<Vec<Vec<usize>>> {
+pub fn rankings_watch_at(
+    model: &dyn LanguageModel,
+    hidden: &F32Tensor,
+    index: usize,
+    watch: &[u32],
+    lens: Lens,
+) -> Result<Vec<Vec<usize>>> {
     let [_, seq, _] = hidden_dims(model, hidden)?;
     if index >= seq {
         return Err(Error::PositionOutOfRange { position: index, reason: format!("the trace has {seq} positions") });

@@ -32,8 +32,8 @@ pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
 pub use engine::AttributionTarget;
 pub use error::{Error, Result};
 pub use lens::{
-    LayerPrediction, Lens, check_compatible, layer_predictions, layer_predictions_at, rank, rankings, rankings_watch,
-    rankings_watch_at, top_k,
+    LayerPrediction, Lens, check_compatible, layer_predictions, layer_predictions_at, rank, rankings, rankings_watch, rankings_watch_at,
+    top_k,
 };
 pub use masked::{MaskedTarget, attribute_masked, masked_predictions, occlusion_masked_drops};
 pub use method::{KNOWN_METHODS, Method, parse_methods};

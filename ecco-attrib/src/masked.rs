@@ -59,7 +59,13 @@ fn check(model: &dyn LanguageModel, ids: &[u32], targets: &[MaskedTarget]) -> Re
 ///
 /// # Errors
 /// A model without an MLM head, positions outside `ids`.
-pub fn masked_predictions(model: &dyn LanguageModel, ids: &[u32], positions: &[usize], top_k: usize, token: &dyn Fn(u32) -> String) -> Result<Vec<Vec<LayerPrediction>>> {
+pub fn masked_predictions(
+    model: &dyn LanguageModel,
+    ids: &[u32],
+    positions: &[usize],
+    top_k: usize,
+    token: &dyn Fn(u32) -> String,
+) -> Result<Vec<Vec<LayerPrediction>>> {
     let targets: Vec<MaskedTarget> = positions.iter().map(|&position| MaskedTarget { position, target: 0 }).collect();
     check(model, ids, &targets)?;
     let embeds = embeddings(model, ids).unsqueeze::<3>();

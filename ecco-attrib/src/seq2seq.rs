@@ -48,7 +48,10 @@ fn embeddings(model: &dyn LanguageModel, ids: &[u32]) -> Tensor<3> {
 fn check(model: &dyn LanguageModel, seq: Seq2SeqSequence<'_>, method: Method, options: &AttributionOptions) -> Result<()> {
     let info = model.info();
     if info.kind != ModelKind::EncoderDecoder {
-        return Err(Error::ModelMismatch(format!("encoder-decoder attribution needs an encoder-decoder, {} is {:?}", info.name, info.kind)));
+        return Err(Error::ModelMismatch(format!(
+            "encoder-decoder attribution needs an encoder-decoder, {} is {:?}",
+            info.name, info.kind
+        )));
     }
     if !matches!(method, Method::Gradient | Method::GradXInput | Method::IntegratedGradients) {
         return Err(Error::ModelMismatch(format!(

@@ -2,8 +2,8 @@
 
 use anyhow::{Result, bail};
 use clap::Args;
-use ecco_core::LayerSelection;
 use ecco::Lm;
+use ecco_core::LayerSelection;
 use ecco_models::DeviceKind;
 
 /// Which model to load and where.

@@ -124,4 +124,3 @@ fn write_svgs(dir: &std::path::Path, report: &Report) -> Result<()> {
     }
     Ok(())
 }
-

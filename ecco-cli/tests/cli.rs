@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, ensure};
 
 mod common;
-use common::{fixture, ecco, s, ok, fails, read_json};
+use common::{ecco, fails, fixture, ok, read_json, s};
 
 #[test]
 fn generate_writes_the_bundle_and_the_lens_reads_it() -> Result<()> {
@@ -15,9 +15,22 @@ fn generate_writes_the_bundle_and_the_lens_reads_it() -> Result<()> {
     let out = tmp.path().join("trace");
     let model = fixture("gpt2-deep");
     ok(&[
-        "generate", "--model", s(&model), "--prompt", "The capital of France is", "--max-new-tokens", "4",
-        "--activations", "--hidden-states", "--attention", "--attribution", "grad_x_input,ig", "--ig-steps", "8",
-        "--out", s(&out),
+        "generate",
+        "--model",
+        s(&model),
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "4",
+        "--activations",
+        "--hidden-states",
+        "--attention",
+        "--attribution",
+        "grad_x_input,ig",
+        "--ig-steps",
+        "8",
+        "--out",
+        s(&out),
     ])?;
     let trace = read_json(&out.join("trace.json"))?;
     ensure!(trace["format"] == "ecco-trace" && trace["version"] == 1);
@@ -42,18 +55,35 @@ fn generate_writes_the_bundle_and_the_lens_reads_it() -> Result<()> {
     ensure!(reader.read_f32("activations.decoder")?.shape == vec![layers, 4 * hidden, positions]);
     ensure!(reader.read_f32("attention.decoder")?.shape[..2] == [layers, 4]);
 
-    let rankings: serde_json::Value =
-        serde_json::from_str(&ok(&["rankings", "--model", s(&model), "--trace", s(&out), "--json"])?)?;
+    let rankings: serde_json::Value = serde_json::from_str(&ok(&["rankings", "--model", s(&model), "--trace", s(&out), "--json"])?)?;
     let rows = rankings["rankings"].as_array().context("rankings")?;
     ensure!(rows.len() == layers && rows.iter().all(|r| r.as_array().map(Vec::len) == Some(4)));
     let position = n_input.to_string();
     let preds: serde_json::Value = serde_json::from_str(&ok(&[
-        "layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", &position, "--topk", "3", "--json",
+        "layer-predictions",
+        "--model",
+        s(&model),
+        "--trace",
+        s(&out),
+        "--position",
+        &position,
+        "--topk",
+        "3",
+        "--json",
     ])?)?;
     ensure!(preds.as_array().map(Vec::len) == Some(layers));
     ensure!(preds[0][0]["ranking"] == 1 && preds[0][0]["token"].is_string() && preds[0][0]["prob"].is_f64());
     let watch: serde_json::Value = serde_json::from_str(&ok(&[
-        "rankings-watch", "--model", s(&model), "--trace", s(&out), "--watch", "5,6", "--position", &position, "--json",
+        "rankings-watch",
+        "--model",
+        s(&model),
+        "--trace",
+        s(&out),
+        "--watch",
+        "5,6",
+        "--position",
+        &position,
+        "--json",
     ])?)?;
     ensure!(watch["position"] == n_input as u64 && watch["watch"] == serde_json::json!([5, 6]));
 
@@ -136,10 +166,24 @@ fn nmf_factorises_the_captured_layers() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("t");
     let model = fixture("gpt2-deep");
-    ok(&["generate", "--model", s(&model), "--prompt", "one two three four", "--max-new-tokens", "5", "--activations", "--layers", "2,5,7", "--out", s(&out)])?;
+    ok(&[
+        "generate",
+        "--model",
+        s(&model),
+        "--prompt",
+        "one two three four",
+        "--max-new-tokens",
+        "5",
+        "--activations",
+        "--layers",
+        "2,5,7",
+        "--out",
+        s(&out),
+    ])?;
     let trace = read_json(&out.join("trace.json"))?;
     let positions = trace["tokens"].as_array().context("tokens")?.len() - 1;
-    let v: serde_json::Value = serde_json::from_str(&ok(&["nmf", "--trace", s(&out), "--components", "3", "--from-layer", "5", "--json"])?)?;
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["nmf", "--trace", s(&out), "--components", "3", "--from-layer", "5", "--json"])?)?;
     ensure!(v["n_components"] == 3 && v["layers"] == serde_json::json!([5, 7]));
     let comps = v["components"].as_array().context("components")?;
     ensure!(comps.len() == 3 && comps.iter().all(|c| c.as_array().map(Vec::len) == Some(positions)));
@@ -172,8 +216,17 @@ fn without_model_the_embedded_demo_runs_fast_and_names_paris() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("trace");
     let args = [
-        "generate", "--prompt", "The capital of France is", "--max-new-tokens", "4", "--attribution", "grad_x_input",
-        "--activations", "--hidden-states", "--out", s(&out),
+        "generate",
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "4",
+        "--attribution",
+        "grad_x_input",
+        "--activations",
+        "--hidden-states",
+        "--out",
+        s(&out),
     ];
     let started = std::time::Instant::now();
     ok(&args)?;
@@ -219,7 +272,10 @@ fn hub_ids_resolve_through_the_cache_and_fail_cleanly_offline() -> Result<()> {
     std::fs::create_dir_all(&home)?;
     std::fs::rename(&cache, home.join("hub"))?;
     let out = tmp.path().join("t2");
-    ok_env(&["forward", "--model", "org/deep", "--text", "one", "--out", s(&out)], &[("HF_HOME", &home), ("HF_HUB_OFFLINE", Path::new("1"))])?;
+    ok_env(
+        &["forward", "--model", "org/deep", "--text", "one", "--out", s(&out)],
+        &[("HF_HOME", &home), ("HF_HUB_OFFLINE", Path::new("1"))],
+    )?;
     // Not cached and offline: a one-line error naming the variable.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecco"));
     cmd.args(["generate", "--model", "distilgpt2", "--prompt", "hi", "--max-new-tokens", "1", "--out", s(&tmp.path().join("n"))]);
@@ -234,7 +290,17 @@ fn hub_ids_resolve_through_the_cache_and_fail_cleanly_offline() -> Result<()> {
 fn a_reader_that_stops_early_is_not_an_error() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let trace = tmp.path().join("t");
-    ok(&["generate", "--prompt", "The capital of France is", "--max-new-tokens", "3", "--activations", "--hidden-states", "--out", s(&trace)])?;
+    ok(&[
+        "generate",
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "3",
+        "--activations",
+        "--hidden-states",
+        "--out",
+        s(&trace),
+    ])?;
     for args in [vec!["nmf", "--trace", s(&trace), "--components", "2", "--json"], vec!["rankings", "--trace", s(&trace)]] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ecco"))
             .args(&args)
@@ -255,11 +321,23 @@ fn progress_bars_draw_on_a_terminal_and_stay_quiet_when_piped() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("trace");
     let gen_args = |out: &Path| -> Vec<String> {
-        ["generate", "--prompt", "The capital of France is", "--max-new-tokens", "6", "--attribution", "ig", "--ig-steps", "64", "--activations", "--out"]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .chain([s(out).to_owned()])
-            .collect()
+        [
+            "generate",
+            "--prompt",
+            "The capital of France is",
+            "--max-new-tokens",
+            "6",
+            "--attribution",
+            "ig",
+            "--ig-steps",
+            "64",
+            "--activations",
+            "--out",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .chain([s(out).to_owned()])
+        .collect()
     };
     // Piped (as here): long work writes nothing on stderr.
     let args = gen_args(&out);

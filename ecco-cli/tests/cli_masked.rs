@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, ensure};
 
 mod common;
-use common::{fixture, s, ok, fails, read_json};
+use common::{fails, fixture, ok, read_json, s};
 
 fn f32s(v: &serde_json::Value) -> Vec<f32> {
     v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).map(|x| x as f32).collect()).unwrap_or_default()
@@ -20,8 +20,20 @@ fn forward_on_a_masked_lm_predicts_attributes_and_the_lens_reads_it() -> Result<
         let tmp = tempfile::tempdir()?;
         let out = tmp.path().join("trace");
         ok(&[
-            "forward", "--model", s(&model), "--text", text, "--activations", "--hidden-states", "--attention",
-            "--attribution", "grad_x_input,gradient", "--mask-topk", "5", "--out", s(&out),
+            "forward",
+            "--model",
+            s(&model),
+            "--text",
+            text,
+            "--activations",
+            "--hidden-states",
+            "--attention",
+            "--attribution",
+            "grad_x_input,gradient",
+            "--mask-topk",
+            "5",
+            "--out",
+            s(&out),
         ])?;
         let trace = read_json(&out.join("trace.json"))?;
         ensure!(trace["model"]["model_type"] == "mlm" && trace["token_ids"] == case["input_ids"], "{name}: {trace}");

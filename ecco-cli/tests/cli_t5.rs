@@ -31,8 +31,20 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
         let tmp = tempfile::tempdir()?;
         let out = tmp.path().join("trace");
         ok(&[
-            "generate", "--model", s(&model), "--prompt", text, "--max-new-tokens", "3", "--activations", "--hidden-states",
-            "--attention", "--attribution", "grad_x_input", "--out", s(&out),
+            "generate",
+            "--model",
+            s(&model),
+            "--prompt",
+            text,
+            "--max-new-tokens",
+            "3",
+            "--activations",
+            "--hidden-states",
+            "--attention",
+            "--attribution",
+            "grad_x_input",
+            "--out",
+            s(&out),
         ])?;
         let trace = read_json(&out.join("trace.json"))?;
         ensure!(trace["model"]["model_type"] == "enc-dec" && trace["model"]["family"] == "t5", "{name}: {}", trace["model"]);
@@ -75,18 +87,32 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
             ("attention.decoder", vec![dec_layers, heads, n_dec, n_dec]),
             ("attention.cross", vec![dec_layers, heads, n_dec, n_enc]),
         ] {
-            let found: Vec<usize> = h[t]["shape"].as_array().context(format!("{name}: no {t}"))?.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect();
+            let found: Vec<usize> = h[t]["shape"]
+                .as_array()
+                .context(format!("{name}: no {t}"))?
+                .iter()
+                .filter_map(|v| v.as_u64())
+                .map(|v| v as usize)
+                .collect();
             ensure!(found == shape, "{name}: {t} has shape {found:?}, expected {shape:?}");
         }
         // The lens reads the decoder: at the last layer (after the final norm, as transformers
         // returns it) every greedy token ranks first, and the first prediction is the first token.
-        let ranks: serde_json::Value =
-            serde_json::from_str(&ok(&["rankings", "--model", s(&model), "--trace", s(&out), "--json"])?)?;
+        let ranks: serde_json::Value = serde_json::from_str(&ok(&["rankings", "--model", s(&model), "--trace", s(&out), "--json"])?)?;
         let rows = ranks["rankings"].as_array().context("rankings")?;
         ensure!(rows.len() == dec_layers && rows[dec_layers - 1] == serde_json::json!([1, 1, 1]), "{name}: {ranks}");
         let first = (input.len() + 1).to_string();
         let preds: serde_json::Value = serde_json::from_str(&ok(&[
-            "layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", &first, "--topk", "1", "--json",
+            "layer-predictions",
+            "--model",
+            s(&model),
+            "--trace",
+            s(&out),
+            "--position",
+            &first,
+            "--topk",
+            "1",
+            "--json",
         ])?)?;
         ensure!(preds[dec_layers - 1][0]["token_id"] == generated[0], "{name}: {preds}");
         fails(&["layer-predictions", "--model", s(&model), "--trace", s(&out), "--position", "2", "--json"], "position 2")?;
@@ -114,13 +140,32 @@ fn generate_on_t5_writes_both_stacks_and_cross_attention() -> Result<()> {
         let mut expected = input.clone();
         expected.extend([0, generated[0]]);
         ensure!(u32s(&trace["token_ids"]) == expected, "{name}: forward --decoder-text {}", trace["token_ids"]);
-        ensure!(trace["output_text"] == reference["generated_texts"][0], "{name}: forward --decoder-text output_text {}", trace["output_text"]);
+        ensure!(
+            trace["output_text"] == reference["generated_texts"][0],
+            "{name}: forward --decoder-text output_text {}",
+            trace["output_text"]
+        );
         let h = header(&fwd2.join("tensors.safetensors"))?;
         ensure!(h["hidden_states.decoder"]["shape"] == serde_json::json!([dec_layers + 1, 2, d]), "{name}: {h}");
         // Seeded sampling: the same seed gives the same tokens.
         let sampled = |dir: &str| -> Result<serde_json::Value> {
             let path = tmp.path().join(dir);
-            ok(&["generate", "--model", s(&model), "--prompt", text, "--max-new-tokens", "4", "--sample", "--seed", "7", "--top-k", "10", "--out", s(&path)])?;
+            ok(&[
+                "generate",
+                "--model",
+                s(&model),
+                "--prompt",
+                text,
+                "--max-new-tokens",
+                "4",
+                "--sample",
+                "--seed",
+                "7",
+                "--top-k",
+                "10",
+                "--out",
+                s(&path),
+            ])?;
             Ok(read_json(&path.join("trace.json"))?["token_ids"].clone())
         };
         ensure!(sampled("s1")? == sampled("s2")?, "{name}: seeded sampling differs between runs");
@@ -133,12 +178,46 @@ fn t5_bad_input_is_a_one_line_error() -> Result<()> {
     let model = fixture("t5-relu");
     let tmp = tempfile::tempdir()?;
     let out = |n: &str| tmp.path().join(n).to_string_lossy().into_owned();
-    fails(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "2", "--attribution", "occlusion", "--out", &out("a")], "occlusion")?;
+    fails(
+        &[
+            "generate",
+            "--model",
+            s(&model),
+            "--prompt",
+            "The cat",
+            "--max-new-tokens",
+            "2",
+            "--attribution",
+            "occlusion",
+            "--out",
+            &out("a"),
+        ],
+        "occlusion",
+    )?;
     fails(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "0", "--out", &out("b")], "max-new-tokens")?;
-    fails(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "2", "--activations", "--layers", "7", "--out", &out("c")], "layer 7")?;
+    fails(
+        &[
+            "generate",
+            "--model",
+            s(&model),
+            "--prompt",
+            "The cat",
+            "--max-new-tokens",
+            "2",
+            "--activations",
+            "--layers",
+            "7",
+            "--out",
+            &out("c"),
+        ],
+        "layer 7",
+    )?;
     fails(&["forward", "--model", s(&model), "--text", "The cat", "--attribution", "grad_x_input", "--out", &out("d")], "generate")?;
     // Broken checkpoints: an unknown FFN, an untied head the checkpoint lacks.
-    for (key, value, needle) in [("feed_forward_proj", serde_json::json!("fancy-gelu"), "feed_forward_proj"), ("tie_word_embeddings", serde_json::json!(false), "lm_head.weight")] {
+    for (key, value, needle) in [
+        ("feed_forward_proj", serde_json::json!("fancy-gelu"), "feed_forward_proj"),
+        ("tie_word_embeddings", serde_json::json!(false), "lm_head.weight"),
+    ] {
         let dir = tmp.path().join(format!("broken-{key}"));
         std::fs::create_dir_all(&dir)?;
         for f in ["model.safetensors", "tokenizer.json"] {
@@ -148,14 +227,33 @@ fn t5_bad_input_is_a_one_line_error() -> Result<()> {
         config[key] = value;
         config.as_object_mut().context("config")?.remove("scale_decoder_outputs");
         std::fs::write(dir.join("config.json"), serde_json::to_string(&config)?)?;
-        fails(&["generate", "--model", s(&dir), "--prompt", "The cat", "--max-new-tokens", "2", "--out", &out(&format!("x-{key}"))], needle)?;
+        fails(
+            &["generate", "--model", s(&dir), "--prompt", "The cat", "--max-new-tokens", "2", "--out", &out(&format!("x-{key}"))],
+            needle,
+        )?;
     }
     // `--layers` picks the same blocks of both stacks.
     let layered = tmp.path().join("layered");
-    ok(&["generate", "--model", s(&model), "--prompt", "The cat", "--max-new-tokens", "2", "--activations", "--layers", "1", "--out", s(&layered)])?;
+    ok(&[
+        "generate",
+        "--model",
+        s(&model),
+        "--prompt",
+        "The cat",
+        "--max-new-tokens",
+        "2",
+        "--activations",
+        "--layers",
+        "1",
+        "--out",
+        s(&layered),
+    ])?;
     let h = header(&layered.join("tensors.safetensors"))?;
     ensure!(h["activations.encoder"]["shape"][0] == 1 && h["activations.decoder"]["shape"][0] == 1, "{h}");
     ensure!(read_json(&layered.join("trace.json"))?["activation_layers"] == serde_json::json!([1]));
-    fails(&["forward", "--model", s(&fixture("bert-wordpiece")), "--text", "The [MASK]", "--decoder-text", "x", "--out", &out("e")], "--decoder-text")?;
+    fails(
+        &["forward", "--model", s(&fixture("bert-wordpiece")), "--text", "The [MASK]", "--decoder-text", "x", "--out", &out("e")],
+        "--decoder-text",
+    )?;
     Ok(())
 }

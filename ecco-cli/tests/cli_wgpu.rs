@@ -17,9 +17,22 @@ const TOLERANCE: f32 = 1e-3;
 fn generate(device: &str, out: &Path) -> Result<serde_json::Value> {
     let model = fixture("gpt2-deep");
     ok(&[
-        "generate", "--model", s(&model), "--prompt", "The capital of France is", "--max-new-tokens", "4",
-        "--activations", "--hidden-states", "--attention", "--attribution", "grad_x_input",
-        "--device", device, "--out", s(out),
+        "generate",
+        "--model",
+        s(&model),
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "4",
+        "--activations",
+        "--hidden-states",
+        "--attention",
+        "--attribution",
+        "grad_x_input",
+        "--device",
+        device,
+        "--out",
+        s(out),
     ])?;
     read_json(&out.join("trace.json"))
 }

@@ -7,15 +7,27 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 
 mod common;
-use common::{fixture, s, ok, fails};
+use common::{fails, fixture, ok, s};
 use serde_json::Value;
 
 /// A trace of the BPE fixture with everything recorded; 6 generated tokens.
 fn full_trace(dir: &Path) -> Result<PathBuf> {
     let out = dir.join("trace");
     ok(&[
-        "generate", "--model", s(&fixture("gpt2-bpe")), "--prompt", " Hello world, this is", "--max-new-tokens", "6",
-        "--attribution", "grad_x_input", "--activations", "--hidden-states", "--attention", "--out", s(&out),
+        "generate",
+        "--model",
+        s(&fixture("gpt2-bpe")),
+        "--prompt",
+        " Hello world, this is",
+        "--max-new-tokens",
+        "6",
+        "--attribution",
+        "grad_x_input",
+        "--activations",
+        "--hidden-states",
+        "--attention",
+        "--out",
+        s(&out),
     ])?;
     Ok(out)
 }
@@ -44,8 +56,24 @@ fn report_shows_every_view_and_embeds_what_json_prints() -> Result<()> {
     std::fs::create_dir(&svgs)?;
     let model = fixture("gpt2-bpe");
     let json = ok(&[
-        "report", "--trace", s(&trace), "--out", s(&html), "--model", s(&model), "--watch", "11,262", "--topk", "5",
-        "--components", "3", "--neurons", "0:1,1:7", "--svg-dir", s(&svgs), "--json",
+        "report",
+        "--trace",
+        s(&trace),
+        "--out",
+        s(&html),
+        "--model",
+        s(&model),
+        "--watch",
+        "11,262",
+        "--topk",
+        "5",
+        "--components",
+        "3",
+        "--neurons",
+        "0:1,1:7",
+        "--svg-dir",
+        s(&svgs),
+        "--json",
     ])?;
     let printed: Value = serde_json::from_str(&json)?;
     let page = std::fs::read_to_string(&html)?;
@@ -75,7 +103,16 @@ fn report_shows_every_view_and_embeds_what_json_prints() -> Result<()> {
     let ranks: Value = serde_json::from_str(&ok(&["rankings", "--model", s(&model), "--trace", s(&trace), "--json"])?)?;
     ensure!(data["rankings"]["rankings"] == ranks["rankings"], "rankings differ from `ecco rankings`");
     let watch: Value = serde_json::from_str(&ok(&[
-        "rankings-watch", "--model", s(&model), "--trace", s(&trace), "--watch", "11,262", "--position", &n_input.to_string(), "--json",
+        "rankings-watch",
+        "--model",
+        s(&model),
+        "--trace",
+        s(&trace),
+        "--watch",
+        "11,262",
+        "--position",
+        &n_input.to_string(),
+        "--json",
     ])?)?;
     ensure!(data["rankings_watch"]["rankings"] == watch["rankings"]);
     ensure!(data["nmf"]["components"].as_array().map(Vec::len) == Some(3));
@@ -98,7 +135,21 @@ fn analysis_commands_write_their_own_view() -> Result<()> {
     let p = |name: &str| tmp.path().join(name);
     let (m, t) = (s(&model), s(&trace));
     ok(&["rankings", "--model", m, "--trace", t, "--html", s(&p("r.html")), "--svg", s(&p("r.svg"))])?;
-    ok(&["rankings-watch", "--model", m, "--trace", t, "--watch", "11", "--position", "3", "--html", s(&p("w.html")), "--svg", s(&p("w.svg"))])?;
+    ok(&[
+        "rankings-watch",
+        "--model",
+        m,
+        "--trace",
+        t,
+        "--watch",
+        "11",
+        "--position",
+        "3",
+        "--html",
+        s(&p("w.html")),
+        "--svg",
+        s(&p("w.svg")),
+    ])?;
     ok(&["layer-predictions", "--model", m, "--trace", t, "--position", "3", "--topk", "4", "--html", s(&p("l.html"))])?;
     ok(&["nmf", "--trace", t, "--components", "2", "--html", s(&p("n.html")), "--svg", s(&p("n.svg"))])?;
     for (file, view) in [("r.html", "rankings"), ("w.html", "rankings_watch"), ("l.html", "layer_predictions"), ("n.html", "nmf")] {
@@ -128,9 +179,13 @@ fn bad_report_input_gives_one_line_errors_and_no_file() -> Result<()> {
     fails(&["report", "--trace", t, "--out", o, "--watch", "11"], "--watch needs --model")?;
     fails(&["report", "--trace", t, "--out", o, "--model", s(&fixture("gpt2-bpe")), "--position", "999"], "999")?;
     fails(&["report", "--trace", s(&tmp.path().join("nope")), "--out", o], "nope")?;
-    fails(&["rankings", "--model", s(&fixture("gpt2-bpe")), "--trace", t, "--svg", s(&tmp.path().join("missing").join("r.svg"))], "does not exist")?;
+    fails(
+        &["rankings", "--model", s(&fixture("gpt2-bpe")), "--trace", t, "--svg", s(&tmp.path().join("missing").join("r.svg"))],
+        "does not exist",
+    )?;
     ensure!(!out.exists(), "a failed run wrote {}", out.display());
-    let left: Vec<String> = std::fs::read_dir(tmp.path())?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let left: Vec<String> =
+        std::fs::read_dir(tmp.path())?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     ensure!(left == ["trace"], "stray files: {left:?}");
 
     // A trace from `forward` (nothing generated, no activations) still gets a report.

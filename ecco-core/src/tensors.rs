@@ -31,11 +31,7 @@ impl F32Tensor {
     /// [`Error::ShapeMismatch`] when `data.len()` is not the product of `shape`.
     pub fn new(name: &str, shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
         if shape.iter().product::<usize>() != data.len() {
-            return Err(Error::ShapeMismatch {
-                name: name.to_owned(),
-                expected: shape,
-                found: vec![data.len()],
-            });
+            return Err(Error::ShapeMismatch { name: name.to_owned(), expected: shape, found: vec![data.len()] });
         }
         Ok(Self { shape, data })
     }
@@ -109,17 +105,13 @@ impl SafetensorsReader {
     fn from_source(path: PathBuf, bytes: Bytes) -> Result<Self> {
         let corrupt = |reason: &str| Error::Safetensors { path: path.clone(), reason: reason.to_owned() };
         let file_len = bytes.len() as u64;
-        let len_bytes: [u8; 8] = bytes
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| corrupt("file shorter than its header"))?;
+        let len_bytes: [u8; 8] = bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("file shorter than its header"))?;
         let header_len = u64::from_le_bytes(len_bytes);
         if header_len > MAX_HEADER || 8 + header_len > file_len {
             return Err(corrupt("header length out of bounds"));
         }
         let header = &bytes[8..(8 + header_len) as usize];
-        let raw: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(header).map_err(|e| corrupt(&format!("bad header: {e}")))?;
+        let raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|e| corrupt(&format!("bad header: {e}")))?;
         let data_start = 8 + header_len;
         let data_len = file_len - data_start;
         let mut entries = BTreeMap::new();
@@ -127,8 +119,7 @@ impl SafetensorsReader {
             if name == "__metadata__" {
                 continue;
             }
-            let entry: HeaderEntry = serde_json::from_value(value)
-                .map_err(|e| corrupt(&format!("bad entry `{name}`: {e}")))?;
+            let entry: HeaderEntry = serde_json::from_value(value).map_err(|e| corrupt(&format!("bad entry `{name}`: {e}")))?;
             let [begin, end] = entry.data_offsets;
             let elems: usize = entry.shape.iter().product();
             let width = dtype_width(&entry.dtype).unwrap_or(0) as u64;
@@ -260,10 +251,8 @@ fn f16_to_f32(h: u16) -> f32 {
 /// # Errors
 /// [`Error::Io`] when the file cannot be written.
 pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, F32Tensor>) -> Result<()> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(name, t)| (name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
-        .collect();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
+        tensors.iter().map(|(name, t)| (name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())).collect();
     let views = bytes
         .iter()
         .map(|(name, data, shape)| {
@@ -272,8 +261,7 @@ pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, F32Tensor>) -> 
                 .map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize_to_file(views, None, path)
-        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })
+    safetensors::serialize_to_file(views, None, path).map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 #[cfg(test)]

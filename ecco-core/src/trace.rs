@@ -230,11 +230,7 @@ impl TraceBundle {
     pub fn read(dir: &Path) -> Result<Self> {
         let trace = read_trace_json(dir)?;
         let tensors_path = dir.join(TRACE_TENSORS);
-        let tensors = if tensors_path.exists() {
-            SafetensorsReader::open(&tensors_path)?.read_all()?
-        } else {
-            BTreeMap::new()
-        };
+        let tensors = if tensors_path.exists() { SafetensorsReader::open(&tensors_path)?.read_all()? } else { BTreeMap::new() };
         Ok(Self { trace, tensors })
     }
 
@@ -281,11 +277,7 @@ pub fn check_output_dir(dir: &Path) -> Result<()> {
     }
     let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let empty = entries.next().is_none();
-    if empty || dir.join(TRACE_JSON).is_file() {
-        Ok(())
-    } else {
-        Err(Error::RefuseOverwrite { path: dir.to_path_buf() })
-    }
+    if empty || dir.join(TRACE_JSON).is_file() { Ok(()) } else { Err(Error::RefuseOverwrite { path: dir.to_path_buf() }) }
 }
 
 #[cfg(test)]

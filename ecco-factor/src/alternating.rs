@@ -63,21 +63,9 @@ pub(crate) struct Solver<'e> {
 
 impl<'e> Solver<'e> {
     /// A solver for `data` from the starting factors `Wᵀ [k, p]` and `H [k, n]`.
-    pub(crate) fn new(
-        data: BlockedData,
-        wt: &nalgebra::DMatrix<f32>,
-        h: &nalgebra::DMatrix<f32>,
-        exec: &'e Exec,
-    ) -> Self {
+    pub(crate) fn new(data: BlockedData, wt: &nalgebra::DMatrix<f32>, h: &nalgebra::DMatrix<f32>, exec: &'e Exec) -> Self {
         let (k, p, n) = (wt.nrows(), data.p(), data.n());
-        let parts = vec![
-            BlockPart {
-                hxt: vec![0.0; k * p],
-                hht: vec![0.0; k * k],
-                stats: Stats::default(),
-            };
-            data.blocks()
-        ];
+        let parts = vec![BlockPart { hxt: vec![0.0; k * p], hht: vec![0.0; k * k], stats: Stats::default() }; data.blocks()];
         Self {
             exec,
             k,
@@ -107,21 +95,11 @@ impl<'e> Solver<'e> {
         // gradW = W (H Hᵀ) − X Hᵀ and gradH = (WᵀW) H − WᵀX at the start.
         let start_h = self.sweep(None);
         let w_q = self.hht.clone();
-        let start_w_pg = nls::gradient(
-            self.k,
-            &w_q,
-            self.hxt.as_slice(),
-            self.wt.as_slice(),
-            self.grad_w.as_mut_slice(),
-        );
+        let start_w_pg = nls::gradient(self.k, &w_q, self.hxt.as_slice(), self.wt.as_slice(), self.grad_w.as_mut_slice());
         let init_grad = (norm_sq(&self.grad_w) + norm_sq(&self.grad_h)).sqrt();
         if init_grad == 0.0 || !init_grad.is_finite() {
             progress(0, 0.0);
-            return Outcome {
-                n_iter: 0,
-                converged: init_grad == 0.0,
-                rel_projected_gradient: 0.0,
-            };
+            return Outcome { n_iter: 0, converged: init_grad == 0.0, rel_projected_gradient: 0.0 };
         }
         // Lin: tolW = tolH = max(0.001, tol) * initgrad, cut tenfold whenever a
         // half-step stops at once (its starting point already meets it).
@@ -134,11 +112,7 @@ impl<'e> Solver<'e> {
             let rel = projnorm / init_grad;
             progress(n_iter, rel);
             if projnorm < tol * init_grad || n_iter >= max_iter {
-                return Outcome {
-                    n_iter,
-                    converged: projnorm < tol * init_grad,
-                    rel_projected_gradient: rel,
-                };
+                return Outcome { n_iter, converged: projnorm < tol * init_grad, rel_projected_gradient: rel };
             }
             // W half-step: min over Wᵀ >= 0 of ½‖Xᵀ − Hᵀ Wᵀ‖².
             let w = self.w_step(tol_w);
@@ -164,12 +138,7 @@ impl<'e> Solver<'e> {
             panel_tol: tol / (self.wt.m().div_ceil(LANES) as f64).sqrt(),
             max_iter: MAX_SUBPROBLEM_ITER,
         };
-        nls::solve(
-            &prob,
-            self.hxt.as_slice(),
-            self.wt.as_mut_slice(),
-            self.grad_w.as_mut_slice(),
-        )
+        nls::solve(&prob, self.hxt.as_slice(), self.wt.as_mut_slice(), self.grad_w.as_mut_slice())
     }
 
     /// One pass over the data: `Wᵀ X`, then the `H` half-step to `tol` (or, for
@@ -182,38 +151,25 @@ impl<'e> Solver<'e> {
         // W [p, k] row-major is Wᵀ [k, p] column-major, i.e. the panels' columns.
         let w_rows = self.wt.to_matrix();
         let w_rows = w_rows.as_slice();
-        let prob = Problem {
-            k,
-            q: &q,
-            panel_tol: tol.unwrap_or(0.0) / (self.h.m().div_ceil(LANES) as f64).sqrt(),
-            max_iter: MAX_SUBPROBLEM_ITER,
-        };
+        let prob =
+            Problem { k, q: &q, panel_tol: tol.unwrap_or(0.0) / (self.h.m().div_ceil(LANES) as f64).sqrt(), max_iter: MAX_SUBPROBLEM_ITER };
         let data = &self.data;
-        let job =
-            |b: usize, h: &mut [f32], g: &mut [f32], wtx: &mut [f32], part: &mut BlockPart| {
-                let xb = data.block(b);
-                wt_x_block(k, w_rows, xb, wtx);
-                part.stats = match tol {
-                    Some(_) => nls::solve(&prob, wtx, h, g),
-                    None => {
-                        let pg = nls::gradient(k, &q, wtx, h, g);
-                        Stats {
-                            init_pg: pg,
-                            pg,
-                            iters: 0,
-                        }
-                    }
-                };
-                h_xt_block(k, h, xb, &mut part.hxt);
-                part.hht.fill(0.0);
-                add_gram(k, h, &mut part.hht);
+        let job = |b: usize, h: &mut [f32], g: &mut [f32], wtx: &mut [f32], part: &mut BlockPart| {
+            let xb = data.block(b);
+            wt_x_block(k, w_rows, xb, wtx);
+            part.stats = match tol {
+                Some(_) => nls::solve(&prob, wtx, h, g),
+                None => {
+                    let pg = nls::gradient(k, &q, wtx, h, g);
+                    Stats { init_pg: pg, pg, iters: 0 }
+                }
             };
+            h_xt_block(k, h, xb, &mut part.hxt);
+            part.hht.fill(0.0);
+            add_gram(k, h, &mut part.hht);
+        };
         let len = k * BLOCK_COLS;
-        let (h, g, wtx) = (
-            self.h.as_mut_slice(),
-            self.grad_h.as_mut_slice(),
-            self.wtx.as_mut_slice(),
-        );
+        let (h, g, wtx) = (self.h.as_mut_slice(), self.grad_h.as_mut_slice(), self.wtx.as_mut_slice());
         if self.exec.parallel() && self.parts.len() > 1 {
             let parts = &mut self.parts;
             self.exec.run(|| {
@@ -261,8 +217,5 @@ impl<'e> Solver<'e> {
 }
 
 fn norm_sq(m: &Panels) -> f64 {
-    m.as_slice()
-        .iter()
-        .map(|&v| f64::from(v) * f64::from(v))
-        .sum()
+    m.as_slice().iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }

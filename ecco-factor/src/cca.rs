@@ -50,11 +50,7 @@ pub(crate) fn check_pair(acts1: &DMatrix<f64>, acts2: &DMatrix<f64>) -> Result<(
     check_finite_f64("acts1", acts1)?;
     check_finite_f64("acts2", acts2)?;
     if acts1.ncols() != acts2.ncols() {
-        return Err(Error::DimensionMismatch(format!(
-            "acts1 has {} tokens (columns) but acts2 has {}",
-            acts1.ncols(),
-            acts2.ncols()
-        )));
+        return Err(Error::DimensionMismatch(format!("acts1 has {} tokens (columns) but acts2 has {}", acts1.ncols(), acts2.ncols())));
     }
     Ok(())
 }
@@ -64,11 +60,7 @@ pub(crate) fn check_pair(acts1: &DMatrix<f64>, acts2: &DMatrix<f64>) -> Result<(
 /// Ecco asserts `acts1` has fewer neurons than tokens; with `acts2` wider than that
 /// its covariance is singular, `epsilon` too small to fix it and numpy's square root
 /// turns NaN ("SVD did not converge"), so both are checked here.
-pub(crate) fn cca_core(
-    acts1: &DMatrix<f64>,
-    acts2: &DMatrix<f64>,
-    epsilon: f64,
-) -> Result<CcaCore> {
+pub(crate) fn cca_core(acts1: &DMatrix<f64>, acts2: &DMatrix<f64>, epsilon: f64) -> Result<CcaCore> {
     check_pair(acts1, acts2)?;
     let tokens = acts1.ncols();
     for (name, m) in [("acts1", acts1), ("acts2", acts2)] {
@@ -92,21 +84,15 @@ pub(crate) fn cca_core(
         // numpy divides by zero here, every variance becomes NaN, every neuron is
         // removed, and cca_core's early return fails to unpack.
         let which = if xmax == 0.0 { "acts1" } else { "acts2" };
-        return Err(Error::Degenerate(format!(
-            "every neuron of {which} is constant over the tokens"
-        )));
+        return Err(Error::Degenerate(format!("every neuron of {which} is constant over the tokens")));
     }
     sxx /= xmax;
     syy /= ymax;
     sxy /= (xmax * ymax).sqrt();
 
     // remove_small: keep |diag| >= epsilon.
-    let x_idxs: Vec<usize> = (0..sxx.nrows())
-        .filter(|&i| sxx[(i, i)].abs() >= epsilon)
-        .collect();
-    let y_idxs: Vec<usize> = (0..syy.nrows())
-        .filter(|&i| syy[(i, i)].abs() >= epsilon)
-        .collect();
+    let x_idxs: Vec<usize> = (0..sxx.nrows()).filter(|&i| sxx[(i, i)].abs() >= epsilon).collect();
+    let y_idxs: Vec<usize> = (0..syy.nrows()).filter(|&i| syy[(i, i)].abs() >= epsilon).collect();
     let sxx = sxx.select_rows(&x_idxs).select_columns(&x_idxs);
     let syy = syy.select_rows(&y_idxs).select_columns(&y_idxs);
     let sxy = sxy.select_rows(&x_idxs).select_columns(&y_idxs);
@@ -117,14 +103,7 @@ pub(crate) fn cca_core(
     let invsqrt_yy = pinv_sqrt(syy, "the acts2 covariance")?;
     let arr = &invsqrt_xx * sxy * &invsqrt_yy;
     let svd = svd(arr, "the whitened cross-covariance")?;
-    Ok(CcaCore {
-        coefs: svd.s.clone(),
-        svd,
-        x_idxs,
-        y_idxs,
-        means1: row_means(acts1),
-        means2: row_means(acts2),
-    })
+    Ok(CcaCore { coefs: svd.s.clone(), svd, x_idxs, y_idxs, means1: row_means(acts1), means2: row_means(acts2) })
 }
 
 /// `cca_core.sum_threshold`: the first `i` with `sum(s[..i]) / sum(s) >= threshold`,

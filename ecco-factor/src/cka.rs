@@ -36,9 +36,7 @@ pub fn cka(acts1: &DMatrix<f64>, acts2: &DMatrix<f64>) -> Result<f64> {
     let norm_b = (&b * b.transpose()).norm();
     if norm_a == 0.0 || norm_b == 0.0 {
         let which = if norm_a == 0.0 { "acts1" } else { "acts2" };
-        return Err(Error::Degenerate(format!(
-            "every neuron of {which} is constant over the tokens"
-        )));
+        return Err(Error::Degenerate(format!("every neuron of {which} is constant over the tokens")));
     }
     Ok(cross / (norm_a * norm_b))
 }

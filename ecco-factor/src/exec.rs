@@ -22,12 +22,7 @@ impl Exec {
         Ok(match threads {
             None if rayon::current_num_threads() > 1 => Self::Global,
             None | Some(1) => Self::Sequential,
-            Some(n) => Self::Pool(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| Error::ThreadPool(e.to_string()))?,
-            ),
+            Some(n) => Self::Pool(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| Error::ThreadPool(e.to_string()))?),
         })
     }
 
@@ -50,11 +45,7 @@ impl Exec {
         T: Send,
         F: Fn(usize) -> T + Sync + Send,
     {
-        if self.parallel() && n > 1 {
-            self.run(|| (0..n).into_par_iter().map(&f).collect())
-        } else {
-            (0..n).map(f).collect()
-        }
+        if self.parallel() && n > 1 { self.run(|| (0..n).into_par_iter().map(&f).collect()) } else { (0..n).map(f).collect() }
     }
 
     /// `f(i, chunk)` for each chunk of `len` items of `data`, in parallel unless
@@ -66,9 +57,7 @@ impl Exec {
     {
         if self.parallel() && data.len() > len {
             self.run(|| {
-                data.par_chunks_mut(len)
-                    .enumerate()
-                    .for_each(|(i, c)| f(i, c));
+                data.par_chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
             });
         } else {
             data.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));

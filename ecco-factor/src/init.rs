@@ -16,13 +16,7 @@ use rand_distr::{Distribution, StandardNormal};
 ///
 /// Returns `(Wᵀ [k, n_samples], H [k, n_features])`: the solver keeps `W` transposed
 /// so that both half-steps solve the same `[k, m]` problem.
-pub(crate) fn random_init(
-    mean: f64,
-    k: usize,
-    n_samples: usize,
-    n_features: usize,
-    seed: u64,
-) -> (DMatrix<f32>, DMatrix<f32>) {
+pub(crate) fn random_init(mean: f64, k: usize, n_samples: usize, n_features: usize, seed: u64) -> (DMatrix<f32>, DMatrix<f32>) {
     let avg = (mean / k as f64).sqrt();
     let mut rng = StdRng::seed_from_u64(seed);
     let draw = |rng: &mut StdRng| {
@@ -51,10 +45,7 @@ mod tests {
         // E|N(0,1)| = sqrt(2/pi); avg = sqrt(2/4).
         let expected = (0.5_f64).sqrt() * (2.0 / std::f64::consts::PI).sqrt();
         let mean = h.iter().map(|&v| f64::from(v)).sum::<f64>() / h.len() as f64;
-        assert!(
-            (mean - expected).abs() < 0.05 * expected,
-            "{mean} vs {expected}"
-        );
+        assert!((mean - expected).abs() < 0.05 * expected, "{mean} vs {expected}");
         let (wt2, h2) = random_init(2.0, 4, 50, 400, 9);
         assert_eq!((&wt, &h), (&wt2, &h2));
         let (_, h3) = random_init(2.0, 4, 50, 400, 10);

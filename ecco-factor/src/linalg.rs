@@ -46,13 +46,8 @@ pub(crate) fn cross_cov(a: &DMatrix<f64>, b: &DMatrix<f64>) -> DMatrix<f64> {
 pub(crate) fn pinv_sqrt(sigma: DMatrix<f64>, what: &str) -> Result<DMatrix<f64>> {
     let eig = sigma
         .try_symmetric_eigen(EIGEN_EPS, MAX_SWEEPS)
-        .ok_or_else(|| {
-            Error::Degenerate(format!("eigendecomposition of {what} did not converge"))
-        })?;
-    let wmax = eig
-        .eigenvalues
-        .iter()
-        .fold(0.0_f64, |acc, w| acc.max(w.abs()));
+        .ok_or_else(|| Error::Degenerate(format!("eigendecomposition of {what} did not converge")))?;
+    let wmax = eig.eigenvalues.iter().fold(0.0_f64, |acc, w| acc.max(w.abs()));
     let cutoff = PINV_RCOND * wmax;
     let mut scale = Vec::with_capacity(eig.eigenvalues.len());
     for &w in eig.eigenvalues.iter() {
@@ -86,13 +81,9 @@ pub(crate) struct Svd {
 /// u_based_decision=True)`: the largest-magnitude entry of each column of `u` is
 /// positive (first one on ties), and the matching row of `vt` flips with it.
 pub(crate) fn svd(m: DMatrix<f64>, what: &str) -> Result<Svd> {
-    let svd = m
-        .try_svd(true, true, SVD_EPS, MAX_SWEEPS)
-        .ok_or_else(|| Error::Degenerate(format!("SVD of {what} did not converge")))?;
+    let svd = m.try_svd(true, true, SVD_EPS, MAX_SWEEPS).ok_or_else(|| Error::Degenerate(format!("SVD of {what} did not converge")))?;
     let (Some(mut u), Some(mut vt)) = (svd.u, svd.v_t) else {
-        return Err(Error::Degenerate(format!(
-            "SVD of {what} gave no singular vectors"
-        )));
+        return Err(Error::Degenerate(format!("SVD of {what} gave no singular vectors")));
     };
     for c in 0..u.ncols() {
         let mut best = 0.0_f64;
@@ -108,11 +99,7 @@ pub(crate) fn svd(m: DMatrix<f64>, what: &str) -> Result<Svd> {
             vt.row_mut(c).neg_mut();
         }
     }
-    Ok(Svd {
-        u,
-        s: svd.singular_values.iter().map(|s| s.abs()).collect(),
-        vt,
-    })
+    Ok(Svd { u, s: svd.singular_values.iter().map(|s| s.abs()).collect(), vt })
 }
 
 #[cfg(test)]

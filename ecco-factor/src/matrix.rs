@@ -38,47 +38,29 @@ use crate::error::{Error, Result};
 /// assert_eq!(m[(0, 2)], 1.0); // then layer 0's neurons
 /// # Ok::<(), ecco_factor::Error>(())
 /// ```
-pub fn activation_matrix(
-    data: &[f32],
-    shape: [usize; 3],
-    layers: &[usize],
-) -> Result<DMatrix<f32>> {
+pub fn activation_matrix(data: &[f32], shape: [usize; 3], layers: &[usize]) -> Result<DMatrix<f32>> {
     let [n_layers, neurons, positions] = shape;
-    let expected = n_layers
-        .checked_mul(neurons)
-        .and_then(|v| v.checked_mul(positions))
-        .ok_or(Error::ShapeMismatch {
-            shape,
-            len: data.len(),
-            expected: usize::MAX,
-        })?;
+    let expected = n_layers.checked_mul(neurons).and_then(|v| v.checked_mul(positions)).ok_or(Error::ShapeMismatch {
+        shape,
+        len: data.len(),
+        expected: usize::MAX,
+    })?;
     if expected != data.len() {
-        return Err(Error::ShapeMismatch {
-            shape,
-            len: data.len(),
-            expected,
-        });
+        return Err(Error::ShapeMismatch { shape, len: data.len(), expected });
     }
     if layers.is_empty() {
         return Err(Error::EmptySelection);
     }
     for (i, &layer) in layers.iter().enumerate() {
         if layer >= n_layers {
-            return Err(Error::LayerOutOfRange {
-                index: layer,
-                layers: n_layers,
-            });
+            return Err(Error::LayerOutOfRange { index: layer, layers: n_layers });
         }
         if layers[..i].contains(&layer) {
             return Err(Error::DuplicateLayer { index: layer });
         }
     }
     if neurons == 0 || positions == 0 {
-        return Err(Error::Empty {
-            what: "activation tensor",
-            rows: positions,
-            cols: neurons,
-        });
+        return Err(Error::Empty { what: "activation tensor", rows: positions, cols: neurons });
     }
 
     // Column-major output: column `sel * neurons + n` is one neuron's activations over
@@ -90,12 +72,7 @@ pub fn activation_matrix(
             let run = &data[start..start + positions];
             for (position, &value) in run.iter().enumerate() {
                 if !value.is_finite() {
-                    return Err(Error::NonFiniteActivation {
-                        layer,
-                        neuron,
-                        position,
-                        value,
-                    });
+                    return Err(Error::NonFiniteActivation { layer, neuron, position, value });
                 }
                 out.push(value.max(0.0));
             }
@@ -110,11 +87,7 @@ where
     T: nalgebra::Scalar,
 {
     if m.nrows() == 0 || m.ncols() == 0 {
-        return Err(Error::Empty {
-            what,
-            rows: m.nrows(),
-            cols: m.ncols(),
-        });
+        return Err(Error::Empty { what, rows: m.nrows(), cols: m.ncols() });
     }
     Ok(())
 }
@@ -124,12 +97,7 @@ pub(crate) fn check_finite_f64(what: &'static str, m: &DMatrix<f64>) -> Result<(
     for (j, col) in m.column_iter().enumerate() {
         for (i, &v) in col.iter().enumerate() {
             if !v.is_finite() {
-                return Err(Error::NonFinite {
-                    what,
-                    row: i,
-                    col: j,
-                    value: v,
-                });
+                return Err(Error::NonFinite { what, row: i, col: j, value: v });
             }
         }
     }
@@ -141,29 +109,17 @@ pub(crate) fn check_nmf_input(x: &DMatrix<f32>) -> Result<()> {
     check_not_empty("NMF input", x)?;
     // One branch-free pass first (NaN and +inf are outside `0..=MAX`); the loop
     // below only runs to name the first bad entry.
-    let clean = x.as_slice().chunks(4096).all(|c| {
-        c.iter()
-            .fold(true, |ok, &v| ok & (0.0..=f32::MAX).contains(&v))
-    });
+    let clean = x.as_slice().chunks(4096).all(|c| c.iter().fold(true, |ok, &v| ok & (0.0..=f32::MAX).contains(&v)));
     if clean {
         return Ok(());
     }
     for (j, col) in x.column_iter().enumerate() {
         for (i, &v) in col.iter().enumerate() {
             if !v.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "NMF input",
-                    row: i,
-                    col: j,
-                    value: f64::from(v),
-                });
+                return Err(Error::NonFinite { what: "NMF input", row: i, col: j, value: f64::from(v) });
             }
             if v < 0.0 {
-                return Err(Error::Negative {
-                    row: i,
-                    col: j,
-                    value: v,
-                });
+                return Err(Error::Negative { row: i, col: j, value: v });
             }
         }
     }
@@ -205,29 +161,11 @@ mod tests {
     #[test]
     fn selection_errors() {
         let d = sample();
-        assert_eq!(
-            activation_matrix(&d, [3, 2, 4], &[]),
-            Err(Error::EmptySelection)
-        );
-        assert_eq!(
-            activation_matrix(&d, [3, 2, 4], &[0, 3]),
-            Err(Error::LayerOutOfRange {
-                index: 3,
-                layers: 3
-            })
-        );
-        assert_eq!(
-            activation_matrix(&d, [3, 2, 4], &[1, 1]),
-            Err(Error::DuplicateLayer { index: 1 })
-        );
-        assert!(matches!(
-            activation_matrix(&d, [3, 2, 5], &[0]),
-            Err(Error::ShapeMismatch { expected: 30, .. })
-        ));
-        assert!(matches!(
-            activation_matrix(&[], [3, 0, 4], &[0]),
-            Err(Error::Empty { .. })
-        ));
+        assert_eq!(activation_matrix(&d, [3, 2, 4], &[]), Err(Error::EmptySelection));
+        assert_eq!(activation_matrix(&d, [3, 2, 4], &[0, 3]), Err(Error::LayerOutOfRange { index: 3, layers: 3 }));
+        assert_eq!(activation_matrix(&d, [3, 2, 4], &[1, 1]), Err(Error::DuplicateLayer { index: 1 }));
+        assert!(matches!(activation_matrix(&d, [3, 2, 5], &[0]), Err(Error::ShapeMismatch { expected: 30, .. })));
+        assert!(matches!(activation_matrix(&[], [3, 0, 4], &[0]), Err(Error::Empty { .. })));
     }
 
     #[test]
@@ -235,15 +173,7 @@ mod tests {
         let mut d = sample();
         d[(2 * 2 + 1) * 4 + 3] = f32::NAN; // layer 2, neuron 1, position 3
         let err = activation_matrix(&d, [3, 2, 4], &[0, 2]);
-        assert!(matches!(
-            err,
-            Err(Error::NonFiniteActivation {
-                layer: 2,
-                neuron: 1,
-                position: 3,
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(Error::NonFiniteActivation { layer: 2, neuron: 1, position: 3, .. })));
         // Unselected layers are not read.
         assert!(activation_matrix(&d, [3, 2, 4], &[0, 1]).is_ok());
         let msg = err.err().map(|e| e.to_string()).unwrap_or_default();

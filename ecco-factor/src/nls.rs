@@ -29,9 +29,7 @@
 
 use pulp::Simd;
 
-use crate::nls_kernels::{
-    PackedQ, Row, TrialPoint, chunks, gather, max_tile_rows, refresh, scatter, step_gradient, trial,
-};
+use crate::nls_kernels::{PackedQ, Row, TrialPoint, chunks, gather, max_tile_rows, refresh, scatter, step_gradient, trial};
 use crate::panels::LANES;
 
 /// Lin's sufficient-decrease constant σ (the paper's 0.01; the test is written
@@ -60,11 +58,7 @@ impl Stats {
     /// The statistics of two disjoint sets of panels together.
     #[inline(always)]
     pub(crate) fn merge(self, other: Self) -> Self {
-        Self {
-            init_pg: self.init_pg + other.init_pg,
-            pg: self.pg + other.pg,
-            iters: self.iters.max(other.iters),
-        }
+        Self { init_pg: self.init_pg + other.init_pg, pg: self.pg + other.pg, iters: self.iters.max(other.iters) }
     }
 }
 
@@ -131,11 +125,7 @@ impl pulp::WithSimd for GradientOp<'_> {
         let zero = || vec![simd.splat_f32s(0.0); k * chunks::<S>()];
         let (mut bc, mut zc, mut gc) = (zero(), zero(), zero());
         let mut pg = 0.0;
-        for ((b, z), g) in b
-            .chunks_exact(k)
-            .zip(z.chunks_exact(k))
-            .zip(g.chunks_exact_mut(k))
-        {
+        for ((b, z), g) in b.chunks_exact(k).zip(z.chunks_exact(k)).zip(g.chunks_exact_mut(k)) {
             gather::<S>(b, &mut bc);
             gather::<S>(z, &mut zc);
             pg += refresh(simd, &q, &bc, &zc, &mut gc);
@@ -149,16 +139,7 @@ impl pulp::WithSimd for GradientOp<'_> {
 /// `norm(grad(grad < 0 | H > 0))`, squared), computed directly (for checks).
 #[cfg(test)]
 pub(crate) fn projected_grad_sq(g: &[f32], z: &[f32]) -> f64 {
-    g.iter()
-        .zip(z)
-        .map(|(&g, &x)| {
-            if g < 0.0 || x > 0.0 {
-                f64::from(g) * f64::from(g)
-            } else {
-                0.0
-            }
-        })
-        .sum()
+    g.iter().zip(z).map(|(&g, &x)| if g < 0.0 || x > 0.0 { f64::from(g) * f64::from(g) } else { 0.0 }).sum()
 }
 
 fn rows(s: &[f32]) -> &[Row] {
@@ -181,31 +162,13 @@ struct Scratch<V> {
 }
 
 #[inline(always)]
-fn solve_panels<S: Simd>(
-    simd: S,
-    prob: &Problem<'_>,
-    q: &PackedQ,
-    b: &[f32],
-    z: &mut [f32],
-    g: &mut [f32],
-) -> Stats {
+fn solve_panels<S: Simd>(simd: S, prob: &Problem<'_>, q: &PackedQ, b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
     let k = prob.k;
     let zero = || vec![simd.splat_f32s(0.0); k * chunks::<S>()];
-    let mut scratch = Scratch {
-        b: zero(),
-        z: zero(),
-        g: zero(),
-        zn: [zero(), zero()],
-        qd: [zero(), zero()],
-        d: zero(),
-    };
+    let mut scratch = Scratch { b: zero(), z: zero(), g: zero(), zn: [zero(), zero()], qd: [zero(), zero()], d: zero() };
     let (b, z, g) = (rows(b), rows_mut(z), rows_mut(g));
     let mut stats = Stats::default();
-    for ((b, z), g) in b
-        .chunks_exact(k)
-        .zip(z.chunks_exact_mut(k))
-        .zip(g.chunks_exact_mut(k))
-    {
+    for ((b, z), g) in b.chunks_exact(k).zip(z.chunks_exact_mut(k)).zip(g.chunks_exact_mut(k)) {
         gather::<S>(b, &mut scratch.b);
         gather::<S>(z, &mut scratch.z);
         stats = stats.merge(solve_panel(simd, prob, q, &mut scratch));
@@ -217,12 +180,7 @@ fn solve_panels<S: Simd>(
 
 /// Lin's `nlssubprob` on the panel in `s.b`, `s.z`; leaves the gradient in `s.g`.
 #[inline(always)]
-fn solve_panel<S: Simd>(
-    simd: S,
-    prob: &Problem<'_>,
-    q: &PackedQ,
-    s: &mut Scratch<S::f32s>,
-) -> Stats {
+fn solve_panel<S: Simd>(simd: S, prob: &Problem<'_>, q: &PackedQ, s: &mut Scratch<S::f32s>) -> Stats {
     let k = prob.k;
     let mut pg = refresh(simd, q, &s.b, &s.z, &mut s.g);
     let init_pg = pg;
@@ -247,11 +205,7 @@ fn solve_panel<S: Simd>(
                 step = last_ok;
                 break;
             }
-            let out = TrialPoint {
-                zn: &mut s.zn[cur],
-                d: &mut s.d,
-                qd: &mut s.qd[cur],
-            };
+            let out = TrialPoint { zn: &mut s.zn[cur], d: &mut s.d, qd: &mut s.qd[cur] };
             let tr = trial(simd, q, &s.z, &s.g, (alpha, SIGMA), out);
             let suff_decr = tr.decrease < 0.0;
             if t == 0 {
@@ -294,11 +248,7 @@ fn solve_panel<S: Simd>(
             break;
         }
     }
-    Stats {
-        init_pg,
-        pg,
-        iters: iter,
-    }
+    Stats { init_pg, pg, iters: iter }
 }
 
 #[cfg(test)]
@@ -311,12 +261,7 @@ mod tests {
         let k = h.k();
         let b = Panels::from_matrix(wtv, LANES);
         let mut g = Panels::zeros(k, h.m(), LANES);
-        let prob = Problem {
-            k,
-            q: wtw.as_slice(),
-            panel_tol: tol / (h.panels() as f64).sqrt(),
-            max_iter: 1000,
-        };
+        let prob = Problem { k, q: wtw.as_slice(), panel_tol: tol / (h.panels() as f64).sqrt(), max_iter: 1000 };
         let stats = solve(&prob, b.as_slice(), h.as_mut_slice(), g.as_mut_slice());
         (g, stats)
     }
@@ -339,9 +284,7 @@ mod tests {
     fn panels_reach_the_global_tolerance_with_the_true_gradient() {
         let (k, m) = (4, 3 * LANES + 5);
         let w = DMatrix::from_fn(30, k, |i, j| ((i * 7 + j * 3) % 11) as f32 / 11.0 + 0.05);
-        let v = DMatrix::from_fn(30, m, |i, j| {
-            (((i * 13 + j * 29) % 17) as f32 / 17.0 - 0.3).max(0.0)
-        });
+        let v = DMatrix::from_fn(30, m, |i, j| (((i * 13 + j * 29) % 17) as f32 / 17.0 - 0.3).max(0.0));
         let (wtw, wtv) = (w.transpose() * &w, w.transpose() * &v);
         let tol = 1e-3;
         let mut h = Panels::from_matrix(&DMatrix::from_element(k, m, 0.5_f32), LANES);
@@ -355,12 +298,7 @@ mod tests {
         let exact = &wtw * &hm - &wtv;
         assert!((exact - &gm).abs().max() < 1e-4);
         // Padding columns stay zero.
-        assert!(
-            h.as_slice()[3 * k * LANES..]
-                .iter()
-                .enumerate()
-                .all(|(i, &x)| { i % LANES < 5 || x == 0.0 })
-        );
+        assert!(h.as_slice()[3 * k * LANES..].iter().enumerate().all(|(i, &x)| { i % LANES < 5 || x == 0.0 }));
     }
 
     #[test]
@@ -374,19 +312,9 @@ mod tests {
     }
 
     /// Solves with the instruction set of `simd`; returns `(z, g, stats)`.
-    fn solve_with<S: Simd>(
-        simd: S,
-        prob: &Problem<'_>,
-        b: &[f32],
-        z0: &[f32],
-    ) -> (Vec<f32>, Vec<f32>, Stats) {
+    fn solve_with<S: Simd>(simd: S, prob: &Problem<'_>, b: &[f32], z0: &[f32]) -> (Vec<f32>, Vec<f32>, Stats) {
         let (mut z, mut g) = (z0.to_vec(), vec![0.0; z0.len()]);
-        let stats = simd.vectorize(SolveOp {
-            prob,
-            b,
-            z: &mut z,
-            g: &mut g,
-        });
+        let stats = simd.vectorize(SolveOp { prob, b, z: &mut z, g: &mut g });
         (z, g, stats)
     }
 
@@ -395,18 +323,11 @@ mod tests {
         // Scalar: 16 vectors per panel row; AVX2: 2; AVX-512: 1 (what `solve` picks).
         let (k, m) = (7, 4 * LANES);
         let w = DMatrix::from_fn(40, k, |i, j| ((i * 5 + j * 7) % 13) as f32 / 13.0 + 0.02);
-        let v = DMatrix::from_fn(40, m, |i, j| {
-            (((i * 11 + j * 23) % 19) as f32 / 19.0 - 0.25).max(0.0)
-        });
+        let v = DMatrix::from_fn(40, m, |i, j| (((i * 11 + j * 23) % 19) as f32 / 19.0 - 0.25).max(0.0));
         let (wtw, wtv) = (w.transpose() * &w, w.transpose() * &v);
         let b = Panels::from_matrix(&wtv, LANES);
         let z0 = Panels::from_matrix(&DMatrix::from_element(k, m, 0.3_f32), LANES);
-        let prob = Problem {
-            k,
-            q: wtw.as_slice(),
-            panel_tol: 1e-4,
-            max_iter: 1000,
-        };
+        let prob = Problem { k, q: wtw.as_slice(), panel_tol: 1e-4, max_iter: 1000 };
         let scalar = solve_with(pulp::Scalar, &prob, b.as_slice(), z0.as_slice());
         assert!(scalar.2.iters > 2, "{:?}", scalar.2);
         let (mut z, mut g) = (z0.as_slice().to_vec(), vec![0.0; z0.as_slice().len()]);

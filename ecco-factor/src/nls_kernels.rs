@@ -165,12 +165,7 @@ pub(crate) fn lane_sum(v: &Row) -> f64 {
 /// (rows `r ≡ i mod 4` into accumulator `i`) added as `(0 + 1) + (2 + 3)`: a short
 /// dependency chain in a fixed order.
 #[inline(always)]
-fn sum_rows<S: Simd>(
-    simd: S,
-    a: &[S::f32s],
-    b: &[S::f32s],
-    f: impl Fn(S::f32s, S::f32s, S::f32s) -> S::f32s,
-) -> S::f32s {
+fn sum_rows<S: Simd>(simd: S, a: &[S::f32s], b: &[S::f32s], f: impl Fn(S::f32s, S::f32s, S::f32s) -> S::f32s) -> S::f32s {
     let zero = simd.splat_f32s(0.0);
     let mut acc = [zero; 4];
     let (a4, a_rest) = a.as_chunks::<4>();
@@ -190,10 +185,7 @@ fn sum_rows<S: Simd>(
 #[inline(always)]
 fn free_sq<S: Simd>(simd: S, z: S::f32s, g: S::f32s) -> S::f32s {
     let zero = simd.splat_f32s(0.0);
-    let free = simd.or_m32s(
-        simd.less_than_f32s(g, zero),
-        simd.greater_than_f32s(z, zero),
-    );
+    let free = simd.or_m32s(simd.less_than_f32s(g, zero), simd.greater_than_f32s(z, zero));
     simd.select_f32s(free, simd.mul_f32s(g, g), zero)
 }
 
@@ -204,9 +196,7 @@ pub(crate) fn panel_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], g: &[S::f32s])
     for c in 0..chunks::<S>() {
         let rows = c * k..(c + 1) * k;
         let (z, g) = (&z[rows.clone()], &g[rows]);
-        let acc = sum_rows(simd, z, g, |z, g, acc| {
-            simd.add_f32s(acc, free_sq(simd, z, g))
-        });
+        let acc = sum_rows(simd, z, g, |z, g, acc| simd.add_f32s(acc, free_sq(simd, z, g)));
         put::<S>(&mut lanes, c, acc);
     }
     lane_sum(&lanes)
@@ -214,13 +204,7 @@ pub(crate) fn panel_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], g: &[S::f32s])
 
 /// `g = Q z − b` for one chunk-major panel; returns its `‖P∇f‖²`.
 #[inline(always)]
-pub(crate) fn refresh<S: Simd>(
-    simd: S,
-    q: &PackedQ,
-    b: &[S::f32s],
-    z: &[S::f32s],
-    g: &mut [S::f32s],
-) -> f64 {
+pub(crate) fn refresh<S: Simd>(simd: S, q: &PackedQ, b: &[S::f32s], z: &[S::f32s], g: &mut [S::f32s]) -> f64 {
     apply(simd, q, z, g);
     for (g, &b) in g.iter_mut().zip(b) {
         *g = simd.sub_f32s(*g, b);
@@ -231,13 +215,7 @@ pub(crate) fn refresh<S: Simd>(
 /// `g += qd` (the gradient at the new point `z` after a step `d`, `qd = Q d`) for
 /// one chunk-major panel; returns the new `‖P∇f‖²`.
 #[inline(always)]
-pub(crate) fn step_gradient<S: Simd>(
-    simd: S,
-    k: usize,
-    z: &[S::f32s],
-    qd: &[S::f32s],
-    g: &mut [S::f32s],
-) -> f64 {
+pub(crate) fn step_gradient<S: Simd>(simd: S, k: usize, z: &[S::f32s], qd: &[S::f32s], g: &mut [S::f32s]) -> f64 {
     for (g, &qd) in g.iter_mut().zip(qd) {
         *g = simd.add_f32s(*g, qd);
     }
@@ -283,10 +261,7 @@ pub(crate) fn trial<S: Simd>(
         let v = simd.max_f32s(t, zero);
         *zn = v;
         *d = simd.sub_f32s(v, z);
-        let free = simd.and_m32s(
-            simd.greater_than_f32s(t, zero),
-            simd.not_m32s(simd.equal_f32s(g, zero)),
-        );
+        let free = simd.and_m32s(simd.greater_than_f32s(t, zero), simd.not_m32s(simd.equal_f32s(g, zero)));
         moving = simd.select_f32s(free, one, moving);
     }
     apply(simd, q, out.d, out.qd);
@@ -301,10 +276,7 @@ pub(crate) fn trial<S: Simd>(
         let test = simd.mul_add_f32s(gd_weight, gd, simd.mul_f32s(dqd_weight, dqd));
         put::<S>(&mut lanes, c, test);
     }
-    Trial {
-        decrease: lane_sum(&lanes),
-        moving: simd.reduce_max_f32s(moving) > 0.0,
-    }
+    Trial { decrease: lane_sum(&lanes), moving: simd.reduce_max_f32s(moving) > 0.0 }
 }
 
 #[cfg(test)]
@@ -315,9 +287,7 @@ mod tests {
     fn packed_apply_matches_naive_for_all_tilings() {
         for k in [1, 3, 5, 10, 13, 17] {
             let q: Vec<f32> = (0..k * k).map(|i| ((i * 7) % 11) as f32 - 4.0).collect();
-            let src: Vec<Row> = (0..k)
-                .map(|r| std::array::from_fn(|l| ((r * 5 + l * 3) % 7) as f32 * 0.5))
-                .collect();
+            let src: Vec<Row> = (0..k).map(|r| std::array::from_fn(|l| ((r * 5 + l * 3) % 7) as f32 * 0.5)).collect();
             for max_rows in [1, 4, 6, 16] {
                 let packed = PackedQ::new(k, &q, max_rows);
                 let mut dst = vec![[0.0; LANES]; k];
@@ -332,8 +302,7 @@ mod tests {
                     fn with_simd<S: Simd>(self, simd: S) {
                         let k = self.1.len();
                         let zero = simd.splat_f32s(0.0);
-                        let (mut a, mut b) =
-                            (vec![zero; k * chunks::<S>()], vec![zero; k * chunks::<S>()]);
+                        let (mut a, mut b) = (vec![zero; k * chunks::<S>()], vec![zero; k * chunks::<S>()]);
                         gather::<S>(self.1, &mut a);
                         apply(simd, self.0, &a, &mut b);
                         scatter::<S>(&b, self.2);
@@ -354,9 +323,6 @@ mod tests {
     #[test]
     fn lane_sum_adds_every_lane() {
         let v: Row = std::array::from_fn(|l| l as f32 + 0.5);
-        assert_eq!(
-            lane_sum(&v),
-            (0..LANES).map(|l| l as f64 + 0.5).sum::<f64>()
-        );
+        assert_eq!(lane_sum(&v), (0..LANES).map(|l| l as f64 + 0.5).sum::<f64>());
     }
 }

@@ -66,13 +66,7 @@ impl Nmf {
     /// `n_components` factors, seed 0, at most 500 iterations, tolerance `1e-4`,
     /// rayon's global thread pool.
     pub fn new(n_components: usize) -> Self {
-        Self {
-            n_components,
-            seed: 0,
-            max_iter: 500,
-            tol: 1e-4,
-            threads: None,
-        }
+        Self { n_components, seed: 0, max_iter: 500, tol: 1e-4, threads: None }
     }
 
     /// Seed of the random initialisation (same seed, same result).
@@ -131,11 +125,8 @@ impl Nmf {
         self.validate()?;
         check_nmf_input(x)?;
         let (n_samples, n_features) = x.shape();
-        let (k, clamped_from) = if self.n_components > n_samples {
-            (n_samples, Some(self.n_components))
-        } else {
-            (self.n_components, None)
-        };
+        let (k, clamped_from) =
+            if self.n_components > n_samples { (n_samples, Some(self.n_components)) } else { (self.n_components, None) };
         let (wt, h) = random_init(mean(x.as_slice()), k, n_samples, n_features, self.seed);
         let exec = Exec::new(self.threads)?;
         let mut solver = Solver::new(BlockedData::new(x, &exec), &wt, &h, &exec);
@@ -155,20 +146,13 @@ impl Nmf {
 
     fn validate(&self) -> Result<()> {
         if self.n_components == 0 {
-            return Err(Error::InvalidParameter(
-                "NMF needs at least one component".into(),
-            ));
+            return Err(Error::InvalidParameter("NMF needs at least one component".into()));
         }
         if !(self.tol > 0.0 && self.tol < 1.0) {
-            return Err(Error::InvalidParameter(format!(
-                "NMF tolerance must be in (0, 1), got {}",
-                self.tol
-            )));
+            return Err(Error::InvalidParameter(format!("NMF tolerance must be in (0, 1), got {}", self.tol)));
         }
         if self.threads == Some(0) {
-            return Err(Error::InvalidParameter(
-                "thread count must be at least 1".into(),
-            ));
+            return Err(Error::InvalidParameter("thread count must be at least 1".into()));
         }
         Ok(())
     }
@@ -238,17 +222,10 @@ fn reconstruction_error(x: &DMatrix<f32>, wt: &DMatrix<f32>, h: &DMatrix<f32>, e
                 lanes[l] += r * r;
             }
         }
-        let rest: f64 = x_rest
-            .iter()
-            .zip(w_rest)
-            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-            .sum();
+        let rest: f64 = x_rest.iter().zip(w_rest).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
         lanes.iter().sum::<f64>() + rest
     };
-    exec.map_indexed(n.div_ceil(block), partial)
-        .iter()
-        .sum::<f64>()
-        .sqrt()
+    exec.map_indexed(n.div_ceil(block), partial).iter().sum::<f64>().sqrt()
 }
 
 #[cfg(test)]
@@ -262,11 +239,7 @@ mod tests {
         let h0 = DMatrix::from_fn(3, 60, |i, j| ((i * 11 + j * 5) % 7) as f32 / 6.0);
         let x = &w0 * &h0;
         let r = Nmf::new(3).tol(1e-5).fit(&x)?;
-        assert!(
-            r.reconstruction_error < 1e-2 * x.norm() as f64,
-            "{}",
-            r.reconstruction_error
-        );
+        assert!(r.reconstruction_error < 1e-2 * x.norm() as f64, "{}", r.reconstruction_error);
         Ok(())
     }
 
@@ -310,32 +283,14 @@ mod tests {
     #[test]
     fn bad_input_and_parameters_are_errors() {
         let mut x = DMatrix::from_element(3, 4, 1.0_f32);
-        assert!(matches!(
-            Nmf::new(0).fit(&x),
-            Err(Error::InvalidParameter(_))
-        ));
-        assert!(matches!(
-            Nmf::new(2).tol(0.0).fit(&x),
-            Err(Error::InvalidParameter(_))
-        ));
-        assert!(matches!(
-            Nmf::new(2).threads(0).fit(&x),
-            Err(Error::InvalidParameter(_))
-        ));
+        assert!(matches!(Nmf::new(0).fit(&x), Err(Error::InvalidParameter(_))));
+        assert!(matches!(Nmf::new(2).tol(0.0).fit(&x), Err(Error::InvalidParameter(_))));
+        assert!(matches!(Nmf::new(2).threads(0).fit(&x), Err(Error::InvalidParameter(_))));
         x[(1, 2)] = -1.0;
-        assert!(matches!(
-            Nmf::new(2).fit(&x),
-            Err(Error::Negative { row: 1, col: 2, .. })
-        ));
+        assert!(matches!(Nmf::new(2).fit(&x), Err(Error::Negative { row: 1, col: 2, .. })));
         x[(1, 2)] = f32::INFINITY;
-        assert!(matches!(
-            Nmf::new(2).fit(&x),
-            Err(Error::NonFinite { row: 1, col: 2, .. })
-        ));
-        assert!(matches!(
-            Nmf::new(2).fit(&DMatrix::<f32>::zeros(0, 3)),
-            Err(Error::Empty { .. })
-        ));
+        assert!(matches!(Nmf::new(2).fit(&x), Err(Error::NonFinite { row: 1, col: 2, .. })));
+        assert!(matches!(Nmf::new(2).fit(&DMatrix::<f32>::zeros(0, 3)), Err(Error::Empty { .. })));
     }
 
     #[test]

@@ -27,11 +27,7 @@ impl Panels {
     pub(crate) fn zeros(k: usize, m: usize, pad: usize) -> Self {
         debug_assert!(pad > 0 && pad.is_multiple_of(LANES));
         let padded = m.div_ceil(pad) * pad;
-        Self {
-            k,
-            m,
-            data: vec![0.0; k * padded],
-        }
+        Self { k, m, data: vec![0.0; k * padded] }
     }
 
     /// `a` in panel layout, padded as [`Panels::zeros`].

@@ -129,12 +129,7 @@ fn wt_x_rows<const R: usize>(k: usize, r0: usize, w_rows: &[f32], xb: &[f32], ou
     let out = out.as_chunks_mut::<LANES>().0;
     for (x_panel, out_panel) in xb.chunks_exact(p * LANES).zip(out.chunks_exact_mut(k)) {
         let mut acc = [[0.0_f32; LANES]; R];
-        for (xv, w) in x_panel
-            .as_chunks::<LANES>()
-            .0
-            .iter()
-            .zip(w_rows.chunks_exact(k))
-        {
+        for (xv, w) in x_panel.as_chunks::<LANES>().0.iter().zip(w_rows.chunks_exact(k)) {
             let w = &w[r0..r0 + R];
             for rr in 0..R {
                 for l in 0..LANES {
@@ -189,14 +184,7 @@ impl pulp::WithSimd for HXtOp<'_> {
 /// vectors), `R` accumulators over the block's panels, each loaded vector of `X`
 /// shared by the `R` rows of `H`; then each row's lanes are added by [`lane_total`].
 #[inline(always)]
-fn h_xt_rows<S: pulp::Simd, const R: usize>(
-    simd: S,
-    k: usize,
-    r0: usize,
-    h: &[f32],
-    xb: &[f32],
-    out: &mut [f32],
-) {
+fn h_xt_rows<S: pulp::Simd, const R: usize>(simd: S, k: usize, r0: usize, h: &[f32], xb: &[f32], out: &mut [f32]) {
     let p = xb.len() / BLOCK_COLS;
     let nc = LANES / S::F32_LANES;
     // Panel `i` of `H` is `k` rows of `nc` vectors, panel `i` of `X` is `p` rows.
@@ -286,10 +274,7 @@ mod tests {
     use crate::panels::Panels;
 
     fn close(a: &DMatrix<f32>, b: &DMatrix<f64>) -> bool {
-        a.shape() == b.shape()
-            && a.iter()
-                .zip(b.iter())
-                .all(|(&x, &y)| (f64::from(x) - y).abs() <= 1e-4 * (1.0 + y.abs()))
+        a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(&x, &y)| (f64::from(x) - y).abs() <= 1e-4 * (1.0 + y.abs()))
     }
 
     #[test]
@@ -312,15 +297,7 @@ mod tests {
                 wt_x_block(k, w_rows, data.block(b), out);
                 let xb = data.block(b);
                 let mut scalar = vec![0.0; block_len];
-                pulp::Simd::vectorize(
-                    pulp::Scalar,
-                    WtXOp {
-                        k,
-                        w_rows,
-                        xb,
-                        out: &mut scalar,
-                    },
-                );
+                pulp::Simd::vectorize(pulp::Scalar, WtXOp { k, w_rows, xb, out: &mut scalar });
                 assert_eq!(out, &scalar[..], "k={k}");
                 let mut part = vec![0.0; k * p];
                 let hb = &hp.as_slice()[b * block_len..(b + 1) * block_len];
@@ -328,28 +305,12 @@ mod tests {
                 // Every instruction set gives the same bits.
                 let xb = data.block(b);
                 let mut scalar = vec![0.0; k * p];
-                pulp::Simd::vectorize(
-                    pulp::Scalar,
-                    HXtOp {
-                        k,
-                        h: hb,
-                        xb,
-                        out: &mut scalar,
-                    },
-                );
+                pulp::Simd::vectorize(pulp::Scalar, HXtOp { k, h: hb, xb, out: &mut scalar });
                 assert_eq!(part, scalar, "k={k}");
                 #[cfg(target_arch = "x86_64")]
                 if let Some(v3) = pulp::x86::V3::try_new() {
                     let mut avx2 = vec![0.0; k * p];
-                    pulp::Simd::vectorize(
-                        v3,
-                        HXtOp {
-                            k,
-                            h: hb,
-                            xb,
-                            out: &mut avx2,
-                        },
-                    );
+                    pulp::Simd::vectorize(v3, HXtOp { k, h: hb, xb, out: &mut avx2 });
                     assert_eq!(part, avx2, "k={k}");
                 }
                 hxt += DMatrix::from_row_slice(k, p, &part);

@@ -45,27 +45,11 @@ pub fn pwcca(acts1: &DMatrix<f64>, acts2: &DMatrix<f64>) -> Result<f64> {
     let core = cca_core(acts1, acts2, EPSILON)?;
     let (coef, rows_from, idxs, means, acts) = if core.x_idxs.len() <= core.y_idxs.len() {
         // coef_x = u.T, rows of the kept neurons of acts1.
-        (
-            core.svd.u.transpose(),
-            acts1,
-            &core.x_idxs,
-            &core.means1,
-            acts1,
-        )
+        (core.svd.u.transpose(), acts1, &core.x_idxs, &core.means1, acts1)
     } else {
         // coef_y = v (numpy's vh). Ecco indexes acts1 with acts2's mask here.
-        let rows_from = if acts1.nrows() == acts2.nrows() {
-            acts1
-        } else {
-            acts2
-        };
-        (
-            core.svd.vt.clone(),
-            rows_from,
-            &core.y_idxs,
-            &core.means2,
-            acts2,
-        )
+        let rows_from = if acts1.nrows() == acts2.nrows() { acts1 } else { acts2 };
+        (core.svd.vt.clone(), rows_from, &core.y_idxs, &core.means2, acts2)
     };
     let tokens = acts1.ncols();
     let n = idxs.len();
@@ -79,21 +63,12 @@ pub fn pwcca(acts1: &DMatrix<f64>, acts2: &DMatrix<f64>) -> Result<f64> {
     let p = dirns.transpose().qr().q();
     let kept = acts.select_rows(idxs);
     let proj = p.transpose() * kept.transpose();
-    let weights: Vec<f64> = proj
-        .row_iter()
-        .map(|r| r.iter().map(|v| v.abs()).sum())
-        .collect();
+    let weights: Vec<f64> = proj.row_iter().map(|r| r.iter().map(|v| v.abs()).sum()).collect();
     let total: f64 = weights.iter().sum();
     if !(total > 0.0 && total.is_finite()) {
-        return Err(Error::Degenerate(
-            "PWCCA projection weights are all zero".into(),
-        ));
+        return Err(Error::Degenerate("PWCCA projection weights are all zero".into()));
     }
-    Ok(weights
-        .iter()
-        .zip(core.coefs.iter())
-        .map(|(w, c)| w / total * c)
-        .sum())
+    Ok(weights.iter().zip(core.coefs.iter()).map(|(w, c)| w / total * c).sum())
 }
 
 #[cfg(test)]

@@ -26,8 +26,7 @@ fn uniform(seed: u64, index: u64) -> f64 {
 /// summed left to right so that numpy gets the same bits.
 fn normal(seed: u64, element: u64) -> f64 {
     let base = 4 * element;
-    let s = ((uniform(seed, base) + uniform(seed, base + 1)) + uniform(seed, base + 2))
-        + uniform(seed, base + 3);
+    let s = ((uniform(seed, base) + uniform(seed, base + 1)) + uniform(seed, base + 2)) + uniform(seed, base + 3);
     (s - 2.0) * SQRT3
 }
 
@@ -48,24 +47,12 @@ fn normal(seed: u64, element: u64) -> f64 {
 /// assert!(x.iter().all(|&v| v >= 0.0));
 /// assert_eq!(x, ecco_factor::synthetic_activations(5, 7, 2, 0));
 /// ```
-pub fn synthetic_activations(
-    positions: usize,
-    neurons: usize,
-    rank: usize,
-    seed: u64,
-) -> DMatrix<f32> {
+pub fn synthetic_activations(positions: usize, neurons: usize, rank: usize, seed: u64) -> DMatrix<f32> {
     let base = seed.wrapping_mul(4);
     let [s_u, s_keep, s_v, s_noise] = [0, 1, 2, 3].map(|i| base.wrapping_add(i));
     // Row-major element counters, as numpy's reshape uses.
-    let u: Vec<f64> = (0..positions * rank)
-        .map(|e| {
-            if uniform(s_keep, e as u64) < 0.5 {
-                normal(s_u, e as u64).abs()
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let u: Vec<f64> =
+        (0..positions * rank).map(|e| if uniform(s_keep, e as u64) < 0.5 { normal(s_u, e as u64).abs() } else { 0.0 }).collect();
     let v: Vec<f64> = (0..rank * neurons).map(|e| normal(s_v, e as u64)).collect();
     DMatrix::from_fn(positions, neurons, |p, n| {
         let mut acc = 0.0_f64;
@@ -90,11 +77,7 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
         assert!(mean.abs() < 0.03, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "variance {var}");
-        assert!(
-            (0..1000)
-                .map(|i| uniform(7, i))
-                .all(|u| (0.0..1.0).contains(&u))
-        );
+        assert!((0..1000).map(|i| uniform(7, i)).all(|u| (0.0..1.0).contains(&u)));
     }
 
     #[test]

@@ -15,12 +15,7 @@ fn process_cpu_seconds() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (tick(11) + tick(12)) / 100.0
 }
 
@@ -37,14 +32,8 @@ fn small_matrices_match_sklearn_quality() -> TestResult {
     for case in cases {
         let name = case["matrix"].as_str().ok_or("no matrix name")?;
         let k = case["k"].as_u64().ok_or("no k")? as usize;
-        let x = &mats
-            .iter()
-            .find(|(n, _)| n == name)
-            .ok_or("missing matrix")?
-            .1;
-        assert!(
-            (x.map(f64::from).norm() - num(case, "x_norm")?).abs() < 1e-6 * num(case, "x_norm")?
-        );
+        let x = &mats.iter().find(|(n, _)| n == name).ok_or("missing matrix")?.1;
+        assert!((x.map(f64::from).norm() - num(case, "x_norm")?).abs() < 1e-6 * num(case, "x_norm")?);
         let fit = Nmf::new(k).seed(0).fit(x)?;
         let sk = num(case, "reconstruction_error")?;
         let ratio = fit.reconstruction_error / sk;
@@ -62,10 +51,7 @@ fn small_matrices_match_sklearn_quality() -> TestResult {
 #[test]
 fn benchmark_matrix_is_reproduced_and_matches_sklearn_quality() -> TestResult {
     let reference = json("big_reference.json")?;
-    let (p, n) = (
-        num(&reference, "positions")? as usize,
-        num(&reference, "neurons")? as usize,
-    );
+    let (p, n) = (num(&reference, "positions")? as usize, num(&reference, "neurons")? as usize);
     let rank = num(&reference, "rank")? as usize;
     let seed = num(&reference, "seed")? as u64;
     let k = num(&reference, "components")? as usize;

@@ -15,31 +15,19 @@ fn pair(name: &str) -> TestResult<(DMatrix<f64>, DMatrix<f64>)> {
 }
 
 /// The reference value for `metric`, or `None` where Ecco raised.
-fn reference(
-    pairs: &serde_json::Value,
-    name: &str,
-    dtype: &str,
-    metric: &str,
-) -> TestResult<Option<f64>> {
+fn reference(pairs: &serde_json::Value, name: &str, dtype: &str, metric: &str) -> TestResult<Option<f64>> {
     let v = &pairs[name][dtype][metric];
     if v.is_null() {
         return Ok(None);
     }
-    Ok(Some(v.as_f64().ok_or_else(|| {
-        format!("{name}/{dtype}/{metric} is not a number")
-    })?))
+    Ok(Some(v.as_f64().ok_or_else(|| format!("{name}/{dtype}/{metric} is not a number"))?))
 }
 
 #[test]
 fn all_metrics_match_ecco() -> TestResult {
     let reference_json = json("similarity_reference.json")?;
     let pairs = &reference_json["pairs"];
-    let names: Vec<String> = pairs
-        .as_object()
-        .ok_or("no pairs")?
-        .keys()
-        .cloned()
-        .collect();
+    let names: Vec<String> = pairs.as_object().ok_or("no pairs")?.keys().cloned().collect();
     assert!(names.len() >= 5, "fixture lost its pairs");
     let mut checked = 0;
     let mut worst: f64 = 0.0;
@@ -57,10 +45,7 @@ fn all_metrics_match_ecco() -> TestResult {
             for dtype in ["f64", "f32"] {
                 match (reference(pairs, name, dtype, metric)?, &value) {
                     (Some(r), Ok(v)) => {
-                        assert!(
-                            (v - r).abs() < TOL,
-                            "{name} {metric} ({dtype}): ours {v} ecco {r}"
-                        );
+                        assert!((v - r).abs() < TOL, "{name} {metric} ({dtype}): ours {v} ecco {r}");
                         worst = worst.max((v - r).abs());
                         checked += 1;
                     }
@@ -108,13 +93,8 @@ fn pwcca_is_close_to_ecco_with_lapack_signs() -> TestResult {
 fn wide_acts2_is_refused_for_cca_but_not_for_cka_or_svcca() -> TestResult {
     let (a, b) = pair("x20_y100")?;
     assert!(b.nrows() > b.ncols());
-    let err = cca(&a, &b)
-        .err()
-        .ok_or("cca accepted 100 neurons over 80 tokens")?;
-    assert!(
-        err.to_string().contains("fewer neurons than tokens"),
-        "{err}"
-    );
+    let err = cca(&a, &b).err().ok_or("cca accepted 100 neurons over 80 tokens")?;
+    assert!(err.to_string().contains("fewer neurons than tokens"), "{err}");
     assert!(cka(&a, &b).is_ok());
     assert!(svcca(&a, &b, 20).is_ok());
     Ok(())

@@ -54,7 +54,8 @@ impl Activation {
             // Phi(x) + x phi(x).
             Self::Gelu => {
                 let cdf = ((x.clone() * core::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
-                let pdf = (x.clone() * x.clone() * -0.5).exp() * (0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2);
+                let pdf =
+                    (x.clone() * x.clone() * -0.5).exp() * (0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2);
                 cdf + x * pdf
             }
             // `x s(2z)`: `s + x s (1 - s) 2z'`, `2z' = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2)`.

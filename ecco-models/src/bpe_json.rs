@@ -175,7 +175,8 @@ mod tests {
         let theirs: tokenizers::Tokenizer = text.parse().expect("tokenizers reads it");
         assert_eq!(ours.get_vocab(true), theirs.get_vocab(true));
         assert_eq!(ours.get_added_tokens_decoder(), theirs.get_added_tokens_decoder());
-        for s in ["Hello world", " The  capital of France is<|endoftext|> Paris\n\tcafé 日本語 1234", "", "<|endoftext|>", "a <mask> b</s>"] {
+        for s in ["Hello world", " The  capital of France is<|endoftext|> Paris\n\tcafé 日本語 1234", "", "<|endoftext|>", "a <mask> b</s>"]
+        {
             let (a, b) = (ours.encode(s, true).expect("encode"), theirs.encode(s, true).expect("encode"));
             assert_eq!((a.get_ids(), a.get_tokens(), a.get_offsets()), (b.get_ids(), b.get_tokens(), b.get_offsets()), "{s:?}");
             let ids = a.get_ids().to_vec();
@@ -193,7 +194,9 @@ mod tests {
         let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
         let merges = json["model"]["merges"].as_array().expect("merges").clone();
         let mut legacy = vec![serde_json::Value::from("#version: 0.2")];
-        legacy.extend(merges.iter().map(|m| serde_json::Value::from(format!("{} {}", m[0].as_str().unwrap_or(""), m[1].as_str().unwrap_or("")))));
+        legacy.extend(
+            merges.iter().map(|m| serde_json::Value::from(format!("{} {}", m[0].as_str().unwrap_or(""), m[1].as_str().unwrap_or("")))),
+        );
         json["model"]["merges"] = serde_json::Value::from(legacy);
         assert_same(&json.to_string());
     }

@@ -47,12 +47,7 @@ pub fn load_demo_on(kind: DeviceKind, device: &Device) -> Result<LoadedModel> {
         return Err(Error::DemoUnavailable);
     };
     let label = |file: &str| -> PathBuf { Path::new(DEMO_NAME).join(file) };
-    let parts = Parts {
-        name: DEMO_NAME.to_owned(),
-        dir: PathBuf::from(DEMO_NAME),
-        config_path: label("config.json"),
-        config_text: config,
-    };
+    let parts = Parts { name: DEMO_NAME.to_owned(), dir: PathBuf::from(DEMO_NAME), config_path: label("config.json"), config_text: config };
     let tokenizer_label = label("tokenizer.json");
     let tokenizer = || Tokenizer::from_bytes(&tokenizer_label, tokenizer_bytes);
     build(parts, tokenizer, || WeightSource::from_bytes(&label("model.safetensors"), weights), kind, device)

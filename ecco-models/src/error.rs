@@ -93,7 +93,9 @@ pub enum Error {
         missing: String,
     },
     /// The checkpoint is not cached and this build cannot download.
-    #[error("{id} is not a directory nor in the Hugging Face cache {cache}, and this build cannot download (rebuild with `--features hub`)")]
+    #[error(
+        "{id} is not a directory nor in the Hugging Face cache {cache}, and this build cannot download (rebuild with `--features hub`)"
+    )]
     HubUnavailable {
         /// The Hub id.
         id: String,

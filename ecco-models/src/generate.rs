@@ -72,12 +72,7 @@ impl GenerateOptions {
 ///
 /// # Errors
 /// Invalid settings, or a tensor that cannot be read back.
-pub fn generate(
-    model: &dyn CausalLm,
-    prompt: &[u32],
-    options: &GenerateOptions,
-    on_token: impl FnMut(usize),
-) -> Result<Vec<u32>> {
+pub fn generate(model: &dyn CausalLm, prompt: &[u32], options: &GenerateOptions, on_token: impl FnMut(usize)) -> Result<Vec<u32>> {
     options.validate(prompt.len(), model.info().max_positions)?;
     let mut cache = Some(KvCache::default());
     decode_loop(prompt.to_vec(), options, on_token, |feed| {
@@ -93,12 +88,7 @@ pub fn generate(
 ///
 /// # Errors
 /// Invalid settings, ids outside the vocabulary, or a tensor that cannot be read back.
-pub fn generate_seq2seq(
-    model: &crate::t5::T5,
-    input: &[u32],
-    options: &GenerateOptions,
-    on_token: impl FnMut(usize),
-) -> Result<Vec<u32>> {
+pub fn generate_seq2seq(model: &crate::t5::T5, input: &[u32], options: &GenerateOptions, on_token: impl FnMut(usize)) -> Result<Vec<u32>> {
     options.validate(input.len(), None)?;
     let vocab = model.config.vocab_size;
     if input.iter().any(|&id| id as usize >= vocab) {
@@ -120,8 +110,7 @@ fn decode_loop(
     let mut generated = Vec::with_capacity(options.max_new_tokens);
     for n in 0..options.max_new_tokens {
         let logits = step(&feed)?;
-        let logits: Vec<f32> =
-            logits.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
+        let logits: Vec<f32> = logits.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
         let id = match (&options.sampling, rng.as_mut()) {
             (Some(s), Some(rng)) => sample(&logits, s, rng),
             _ => argmax(&logits),

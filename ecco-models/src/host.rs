@@ -24,9 +24,7 @@ impl HostMatrix {
     /// A view of `bytes` as `[rows, cols]` f32 values; `None` unless they are exactly that many
     /// bytes, 4-byte aligned, on a little-endian host.
     pub fn new(bytes: Bytes, rows: usize, cols: usize) -> Option<Self> {
-        let ok = cfg!(target_endian = "little")
-            && bytes.len() == rows * cols * 4
-            && bytemuck::try_cast_slice::<u8, f32>(&bytes).is_ok();
+        let ok = cfg!(target_endian = "little") && bytes.len() == rows * cols * 4 && bytemuck::try_cast_slice::<u8, f32>(&bytes).is_ok();
         ok.then_some(Self { bytes, rows, cols })
     }
 

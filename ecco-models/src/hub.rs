@@ -57,9 +57,7 @@ pub struct Resolved {
 /// Whether `name` reads as a Hub id (`name` or `org/name`) rather than a path.
 pub fn is_hub_id(name: &str) -> bool {
     let part = |p: &str| {
-        !p.is_empty()
-            && !p.starts_with(['.', '-'])
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        !p.is_empty() && !p.starts_with(['.', '-']) && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     };
     let mut parts = name.split('/');
     match (parts.next(), parts.next(), parts.next()) {
@@ -90,9 +88,7 @@ pub fn resolve(name: &str, settings: &HubSettings) -> Result<Resolved> {
     }
     match cached(name, &settings.cache_dir) {
         Ok(dir) => Ok(Resolved { dir, name: name.to_owned() }),
-        Err(missing) if settings.offline => {
-            Err(Error::NotCached { id: name.to_owned(), cache: settings.cache_dir.clone(), missing })
-        }
+        Err(missing) if settings.offline => Err(Error::NotCached { id: name.to_owned(), cache: settings.cache_dir.clone(), missing }),
         Err(_) => download(name, settings).map(|dir| Resolved { dir, name: name.to_owned() }),
     }
 }
@@ -155,11 +151,8 @@ fn display_from(root: &Path, path: &Path) -> String {
 /// Downloads `id`'s checkpoint into the cache with `hf-hub` and returns its snapshot directory.
 #[cfg(feature = "hub")]
 fn download(id: &str, settings: &HubSettings) -> Result<PathBuf> {
-    let failed = |file: &str, e: hf_hub::api::sync::ApiError| Error::Download {
-        id: id.to_owned(),
-        file: file.to_owned(),
-        reason: e.to_string(),
-    };
+    let failed =
+        |file: &str, e: hf_hub::api::sync::ApiError| Error::Download { id: id.to_owned(), file: file.to_owned(), reason: e.to_string() };
     let api = hf_hub::api::sync::ApiBuilder::new()
         .with_cache_dir(settings.cache_dir.clone())
         .with_progress(settings.progress)

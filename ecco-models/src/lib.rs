@@ -65,9 +65,9 @@ pub mod demo;
 pub mod device;
 pub mod error;
 pub mod generate;
+pub mod gpt2;
 pub mod host;
 pub mod hub;
-pub mod gpt2;
 pub mod loader;
 pub mod nn;
 #[cfg(feature = "pytorch")]

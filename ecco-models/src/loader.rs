@@ -6,9 +6,9 @@ use burn::tensor::Device;
 use ecco_core::{CausalLm, LanguageModel};
 use serde::Deserialize;
 
+use crate::bert::{self, Bert, BertConfig};
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
-use crate::bert::{self, Bert, BertConfig};
 use crate::gpt2::{self, Gpt2, Gpt2Config};
 use crate::t5::{self, T5, T5Config};
 use crate::tokenizer::Tokenizer;
@@ -157,8 +157,8 @@ pub(crate) fn build(
     device: &Device,
 ) -> Result<LoadedModel> {
     let Parts { name, dir, config_path, config_text } = parts;
-    let head: ModelTypeOnly = serde_json::from_str(config_text)
-        .map_err(|e| Error::InvalidConfig { path: config_path.clone(), reason: e.to_string() })?;
+    let head: ModelTypeOnly =
+        serde_json::from_str(config_text).map_err(|e| Error::InvalidConfig { path: config_path.clone(), reason: e.to_string() })?;
     let model_type = head.model_type.or_else(|| head.architectures.first().cloned()).unwrap_or_default();
     let short_name = Path::new(&name).file_name().map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
     // Parsing a 50K-entry `tokenizer.json` (about 50 ms, `bpe_json`) takes longer than mapping

@@ -59,7 +59,12 @@ impl PytorchFile {
             _ => None,
         };
         let Some(data) = data else {
-            return Err(ecco_core::Error::UnsupportedDtype { path: self.path.clone(), name: name.to_owned(), dtype: format!("{:?}", tensor.dtype()) }.into());
+            return Err(ecco_core::Error::UnsupportedDtype {
+                path: self.path.clone(),
+                name: name.to_owned(),
+                dtype: format!("{:?}", tensor.dtype()),
+            }
+            .into());
         };
         Ok(F32Tensor { shape: tensor.shape().to_vec(), data })
     }

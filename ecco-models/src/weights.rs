@@ -234,8 +234,7 @@ impl WeightSource {
     /// # Errors
     /// [`Error::UnusedTensors`] naming up to five of them.
     pub fn finish(self, allowed: impl Fn(&str) -> bool) -> Result<()> {
-        let unused: Vec<&String> =
-            self.location.keys().filter(|n| !self.taken.contains(*n) && !allowed(n)).collect();
+        let unused: Vec<&String> = self.location.keys().filter(|n| !self.taken.contains(*n) && !allowed(n)).collect();
         if unused.is_empty() {
             return Ok(());
         }

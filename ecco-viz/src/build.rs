@@ -101,7 +101,11 @@ pub fn attention_view(name: &str, attention: &F32Tensor, top_k: usize) -> Result
     let [n_layers, n_heads, q, k] = match attention.shape[..] {
         [a, b, c, d] if c == d && attention.data.len() == a * b * c * d => [a, b, c, d],
         _ => {
-            return Err(Error::Shape { name: name.to_owned(), found: attention.shape.clone(), expected: "[layers, heads, positions, positions]".into() });
+            return Err(Error::Shape {
+                name: name.to_owned(),
+                found: attention.shape.clone(),
+                expected: "[layers, heads, positions, positions]".into(),
+            });
         }
     };
     let top_k = top_k.max(1).min(k);
@@ -155,10 +159,18 @@ fn top_keys(row: &[f32], top_k: usize) -> Vec<u32> {
 /// # Errors
 /// [`Error::Shape`] for a tensor of another rank, [`Error::OutOfRange`] for a neuron that is
 /// not in the tensor.
-pub fn neurons_view(name: &str, acts: &F32Tensor, stored_layers: &[usize], chosen: Option<&[NeuronRef]>, default_n: usize) -> Result<NeuronsView> {
+pub fn neurons_view(
+    name: &str,
+    acts: &F32Tensor,
+    stored_layers: &[usize],
+    chosen: Option<&[NeuronRef]>,
+    default_n: usize,
+) -> Result<NeuronsView> {
     let [n_layers, n_neurons, n_pos] = match acts.shape[..] {
         [a, b, c] if acts.data.len() == a * b * c && stored_layers.len() == a => [a, b, c],
-        _ => return Err(Error::Shape { name: name.to_owned(), found: acts.shape.clone(), expected: "[layers, neurons, positions]".into() }),
+        _ => {
+            return Err(Error::Shape { name: name.to_owned(), found: acts.shape.clone(), expected: "[layers, neurons, positions]".into() });
+        }
     };
     let row = |li: usize, n: usize| -> &[f32] {
         let base = (li * n_neurons + n) * n_pos;
@@ -172,7 +184,10 @@ pub fn neurons_view(name: &str, acts: &F32Tensor, stored_layers: &[usize], chose
                     Error::OutOfRange(format!("layer {} is not in the trace's activations (it holds layers {stored_layers:?})", r.layer))
                 })?;
                 if r.neuron >= n_neurons {
-                    return Err(Error::OutOfRange(format!("neuron {} is out of range: layer {} has {n_neurons} neurons", r.neuron, r.layer)));
+                    return Err(Error::OutOfRange(format!(
+                        "neuron {} is out of range: layer {} has {n_neurons} neurons",
+                        r.neuron, r.layer
+                    )));
                 }
                 Ok((*r, li))
             })
@@ -207,18 +222,23 @@ mod tests {
     #[test]
     fn attention_keeps_the_strongest_keys() -> Result<()> {
         // 1 layer, 2 heads, 2 positions.
-        let t = F32Tensor::new("a", vec![1, 2, 2, 2], vec![1.0, 0.0, 0.25, 0.75, 1.0, 0.0, 0.5, 0.5]).map_err(|e| Error::Inconsistent(e.to_string()))?;
+        let t = F32Tensor::new("a", vec![1, 2, 2, 2], vec![1.0, 0.0, 0.25, 0.75, 1.0, 0.0, 0.5, 0.5])
+            .map_err(|e| Error::Inconsistent(e.to_string()))?;
         let v = attention_view("a", &t, 1)?;
         assert_eq!(v.heads[0][0], vec![vec![0, 255], vec![1, 191]]);
         assert_eq!(v.mean[0][1], vec![1, 159]);
-        assert!(attention_view("a", &F32Tensor::new("b", vec![2, 2], vec![0.0; 4]).map_err(|e| Error::Inconsistent(e.to_string()))?, 1).is_err());
+        assert!(
+            attention_view("a", &F32Tensor::new("b", vec![2, 2], vec![0.0; 4]).map_err(|e| Error::Inconsistent(e.to_string()))?, 1)
+                .is_err()
+        );
         Ok(())
     }
 
     #[test]
     fn neurons_default_to_the_strongest_and_check_choices() -> Result<()> {
         // layers [3, 5], 2 neurons, 2 positions.
-        let t = F32Tensor::new("x", vec![2, 2, 2], vec![0.0, 1.0, 0.0, 0.5, 9.0, 0.0, 2.0, 0.0]).map_err(|e| Error::Inconsistent(e.to_string()))?;
+        let t = F32Tensor::new("x", vec![2, 2, 2], vec![0.0, 1.0, 0.0, 0.5, 9.0, 0.0, 2.0, 0.0])
+            .map_err(|e| Error::Inconsistent(e.to_string()))?;
         let v = neurons_view("x", &t, &[3, 5], None, 1)?;
         assert_eq!(v.neurons, vec![NeuronRef { layer: 5, neuron: 0 }]);
         assert_eq!(v.values, vec![vec![9.0, 0.0]]);

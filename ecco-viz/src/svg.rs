@@ -57,7 +57,9 @@ pub fn heatmap(title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>
             };
             let (fill, ink) = (viridis(t), if t > 0.55 { "#111" } else { "#fff" });
             let x = LEFT + c * CELL_W;
-            s.push_str(&format!("<rect x=\"{x}\" y=\"{y}\" width=\"{CELL_W}\" height=\"{CELL_H}\" fill=\"{fill}\"><title>{v}</title></rect>\n"));
+            s.push_str(&format!(
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{CELL_W}\" height=\"{CELL_H}\" fill=\"{fill}\"><title>{v}</title></rect>\n"
+            ));
             if numbers {
                 s.push_str(&format!(
                     "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{ink}\">{}</text>\n",
@@ -120,7 +122,8 @@ mod tests {
 
     #[test]
     fn heatmap_escapes_labels_and_prints_numbers() {
-        let svg = heatmap("t", &["layer 0".into()], &["<a&b>".into(), "x".into()], &[vec![1.0, 50257.0]], Scale::LogRank { worst: 50257 }, true);
+        let svg =
+            heatmap("t", &["layer 0".into()], &["<a&b>".into(), "x".into()], &[vec![1.0, 50257.0]], Scale::LogRank { worst: 50257 }, true);
         assert!(svg.contains("&lt;a&amp;b&gt;") && !svg.contains("<a&b>"));
         assert!(svg.contains(">1</text>") && svg.contains(">50257</text>"));
         assert_eq!(svg.matches("<rect x=").count(), 2);

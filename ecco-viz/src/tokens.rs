@@ -85,7 +85,8 @@ pub fn display_tokens(pieces: &[String], convention: PieceConvention) -> Vec<Dis
 }
 
 fn is_special(piece: &str) -> bool {
-    (piece.starts_with('<') && piece.ends_with('>') && piece.len() > 2) || (piece.starts_with('[') && piece.ends_with(']') && piece.len() > 2)
+    (piece.starts_with('<') && piece.ends_with('>') && piece.len() > 2)
+        || (piece.starts_with('[') && piece.ends_with(']') && piece.len() > 2)
 }
 
 /// Undoes GPT-2's `bytes_to_unicode` (Hugging Face `tokenization_gpt2.py`): printable bytes

@@ -70,7 +70,9 @@ fn the_harness_sees_console_errors_requests_and_dialogs() -> Result<()> {
     let mut b = Browser::launch(&exe)?;
     b.open(&url)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while (b.dialogs() == 0 || b.errors().is_empty() || checks::foreign_requests(&b, &url).is_empty()) && std::time::Instant::now() < deadline {
+    while (b.dialogs() == 0 || b.errors().is_empty() || checks::foreign_requests(&b, &url).is_empty())
+        && std::time::Instant::now() < deadline
+    {
         b.pump(Duration::from_millis(100))?;
     }
     let errors = b.errors();

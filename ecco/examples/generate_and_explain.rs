@@ -23,7 +23,8 @@ fn run() -> ecco::Result<()> {
     let prompt = args.next().unwrap_or_else(|| "The capital of France is".to_owned());
 
     let lm = ecco::from_pretrained(&model, &ecco::LoadOptions::default())?;
-    let options = GenerateOptions { max_new_tokens: 4, attribution: vec![Method::GradXInput, Method::IntegratedGradients], ..Default::default() };
+    let options =
+        GenerateOptions { max_new_tokens: 4, attribution: vec![Method::GradXInput, Method::IntegratedGradients], ..Default::default() };
     let output = lm.generate(&prompt, &options)?;
     println!("{}", output.output_text());
 

@@ -40,7 +40,17 @@ pub struct NmfOptions {
 impl Default for NmfOptions {
     /// Ecco's `run_nmf` defaults: 10 components over every captured layer.
     fn default() -> Self {
-        Self { components: 10, from_layer: None, to_layer: None, layers: None, seed: 0, max_iter: 500, tol: 1e-4, top_neurons: 10, progress: true }
+        Self {
+            components: 10,
+            from_layer: None,
+            to_layer: None,
+            layers: None,
+            seed: 0,
+            max_iter: 500,
+            tol: 1e-4,
+            top_neurons: 10,
+            progress: true,
+        }
     }
 }
 

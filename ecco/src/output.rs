@@ -129,7 +129,9 @@ impl Output {
     pub fn primary_attributions(&self, method: Method) -> Result<&[Vec<f32>]> {
         match self.bundle.trace.attributions.get(method.name()) {
             Some(rows) => Ok(rows),
-            None => bail!("the output has no {} attributions: ask for them in `attribution` (`--attribution {}`)", method.name(), method.name()),
+            None => {
+                bail!("the output has no {} attributions: ask for them in `attribution` (`--attribution {}`)", method.name(), method.name())
+            }
         }
     }
 
@@ -186,7 +188,9 @@ impl Output {
     /// [`Output::rankings_watch`]).
     pub fn rankings(&self, lens: Lens) -> Result<Vec<Vec<usize>>> {
         if self.is_masked() {
-            bail!("rankings ranks generated tokens; a masked LM generates none: use `rankings-watch` or `layer-predictions` at the mask position");
+            bail!(
+                "rankings ranks generated tokens; a masked LM generates none: use `rankings-watch` or `layer-predictions` at the mask position"
+            );
         }
         let (model, hidden) = self.lens_input()?;
         let (ids, n_input) = lens_sequence(&self.bundle.trace);

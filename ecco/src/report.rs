@@ -42,7 +42,17 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        Self { title: None, lens: Lens::Normed, position: None, topk: 10, watch: None, components: 5, neurons: None, attention_topk: 8, progress: true }
+        Self {
+            title: None,
+            lens: Lens::Normed,
+            position: None,
+            topk: 10,
+            watch: None,
+            components: 5,
+            neurons: None,
+            attention_topk: 8,
+            progress: true,
+        }
     }
 }
 

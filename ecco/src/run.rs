@@ -43,7 +43,10 @@ impl Lm {
         let prompt_ids = loaded.tokenizer.encode(prompt, false)?.ids;
         let causal = loaded.model.as_causal().with_context(|| {
             let family = &self.info().family;
-            format!("{} is a masked LM ({family}): it cannot generate; use `ecco forward` (`Lm::forward`) with a mask token in the text", loaded.name)
+            format!(
+                "{} is a masked LM ({family}): it cannot generate; use `ecco forward` (`Lm::forward`) with a mask token in the text",
+                loaded.name
+            )
         })?;
         let gen_options = ecco_models::GenerateOptions {
             max_new_tokens: options.max_new_tokens,
@@ -77,10 +80,20 @@ impl Lm {
     /// included), `n_input_tokens` the encoder's; its `output_text` is the generated text
     /// (special tokens skipped); the captures come from one pass with the decoder reading every
     /// token but the last generated one.
-    fn generate_seq2seq(&self, model: &ecco_models::t5::T5, prompt: &str, options: &GenerateOptions, request: &Request<'_>) -> Result<Output> {
+    fn generate_seq2seq(
+        &self,
+        model: &ecco_models::t5::T5,
+        prompt: &str,
+        options: &GenerateOptions,
+        request: &Request<'_>,
+    ) -> Result<Output> {
         let loaded = self.loaded();
         if let Some(m) = request.attribution.iter().find(|m| matches!(m, Method::Occlusion | Method::AttentionRollout)) {
-            bail!("{} is not available for encoder-decoder models such as {} (use grad_x_input, gradient or integrated_gradients)", m.name(), loaded.name);
+            bail!(
+                "{} is not available for encoder-decoder models such as {} (use grad_x_input, gradient or integrated_gradients)",
+                m.name(),
+                loaded.name
+            );
         }
         let input_ids = loaded.tokenizer.encode(prompt, true)?.ids;
         let gen_options = ecco_models::GenerateOptions {
@@ -138,7 +151,9 @@ impl Lm {
         let masked = self.info().kind == ModelKind::Masked;
         let seq2seq = loaded.model.as_seq2seq();
         if !masked && !request.attribution.is_empty() {
-            bail!("attribution on `forward` is for masked LMs; for a causal LM or an encoder-decoder use `ecco generate --attribution` (`Lm::generate`)");
+            bail!(
+                "attribution on `forward` is for masked LMs; for a causal LM or an encoder-decoder use `ecco generate --attribution` (`Lm::generate`)"
+            );
         }
         // Masked LMs read their special tokens (`[CLS] … [SEP]`), and T5 its `</s>`, as
         // `tokenizer(text)` gives them.
@@ -218,7 +233,12 @@ fn run_captures_seq2seq(
 }
 
 /// The capture pass (`decoder_ids` for an encoder-decoder), behind a spinner.
-fn capture_with(loaded: &LoadedModel, ids: &[u32], decoder_ids: Option<&[u32]>, request: &Request<'_>) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
+fn capture_with(
+    loaded: &LoadedModel,
+    ids: &[u32],
+    decoder_ids: Option<&[u32]>,
+    request: &Request<'_>,
+) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
     let capture = &request.capture;
     if !(capture.hidden_states || capture.activations || capture.attention) || ids.is_empty() {
         return Ok((BTreeMap::new(), Vec::new()));
@@ -250,7 +270,14 @@ fn generation_settings(options: &GenerateOptions) -> GenerationSettings {
 }
 
 /// One attribution method over every generated token, with a progress bar.
-fn attribute(loaded: &LoadedModel, ids: &[u32], n_input: usize, method: Method, options: &AttributionOptions, show: bool) -> Result<Vec<Vec<f32>>> {
+fn attribute(
+    loaded: &LoadedModel,
+    ids: &[u32],
+    n_input: usize,
+    method: Method,
+    options: &AttributionOptions,
+    show: bool,
+) -> Result<Vec<Vec<f32>>> {
     let seq = Sequence { ids, n_input };
     let bar = progress::bar(show, ecco_attrib::work(method, seq, options) as u64, method.name());
     let values = ecco_attrib::attribute(loaded.model.as_lm(), seq, method, options, &mut |n| bar.inc(n as u64));
@@ -268,7 +295,13 @@ fn new_trace(loaded: &LoadedModel, ids: &[u32], n_input: usize) -> Result<Trace>
 }
 
 /// The output, refusing non-finite captures.
-fn finish(lm: &Lm, mut trace: Trace, tensors: BTreeMap<String, F32Tensor>, activation_layers: Vec<usize>, request: &Request<'_>) -> Result<Output> {
+fn finish(
+    lm: &Lm,
+    mut trace: Trace,
+    tensors: BTreeMap<String, F32Tensor>,
+    activation_layers: Vec<usize>,
+    request: &Request<'_>,
+) -> Result<Output> {
     if request.layers_chosen {
         trace.activation_layers = Some(activation_layers);
     }

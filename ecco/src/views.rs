@@ -25,7 +25,13 @@ pub fn piece_text(trace: &Trace, raw: &str) -> String {
 }
 
 /// The layer-predictions view; `only_layer` is the `--layer` the predictions were made for.
-pub fn predictions_view(trace: &Trace, preds: &[Vec<LayerPrediction>], position: usize, lens: Lens, only_layer: Option<usize>) -> LayerPredictionsView {
+pub fn predictions_view(
+    trace: &Trace,
+    preds: &[Vec<LayerPrediction>],
+    position: usize,
+    lens: Lens,
+    only_layer: Option<usize>,
+) -> LayerPredictionsView {
     LayerPredictionsView {
         position,
         lens: lens_name(lens),

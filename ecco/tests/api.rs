@@ -48,7 +48,13 @@ fn generate_attributions_and_rankings_match_transformers() -> Result<()> {
         let options = GenerateOptions { attribution: vec![Method::GradXInput], ..quiet(c.max_new_tokens) };
         let output = lm.generate(&c.prompt, &options)?;
         let t = output.trace();
-        ensure!(t.token_ids[t.n_input_tokens..] == c.generated_ids[..], "{:?}: {:?} != {:?}", c.prompt, output.generated_tokens(), c.generated_tokens);
+        ensure!(
+            t.token_ids[t.n_input_tokens..] == c.generated_ids[..],
+            "{:?}: {:?} != {:?}",
+            c.prompt,
+            output.generated_tokens(),
+            c.generated_tokens
+        );
         ensure!(output.tokens()[..t.n_input_tokens] == c.prompt_tokens[..]);
         let first = &output.primary_attributions(Method::GradXInput)?[0];
         ensure!(first.len() == c.grad_x_input_first.len());
@@ -148,8 +154,14 @@ fn bad_input_gives_one_line_errors() -> Result<()> {
     one_line_with(lm.generate("hi", &quiet(0)), "max-new-tokens")?;
     one_line_with(lm.generate("hi", &GenerateOptions { layers: Some(vec![1]), ..quiet(1) }), "activations")?;
     one_line_with(lm.generate("hi", &GenerateOptions { activations: true, layers: Some(vec![9]), ..quiet(1) }), "9")?;
-    one_line_with(lm.generate("hi", &GenerateOptions { contrast_with: Some(" Paris is".into()), attribution: vec![Method::GradXInput], ..quiet(1) }), "not a single token")?;
-    one_line_with(lm.generate("hi", &GenerateOptions { attribution: vec![Method::IntegratedGradients], ig_steps: 0, ..quiet(1) }), "--ig-steps")?;
+    one_line_with(
+        lm.generate("hi", &GenerateOptions { contrast_with: Some(" Paris is".into()), attribution: vec![Method::GradXInput], ..quiet(1) }),
+        "not a single token",
+    )?;
+    one_line_with(
+        lm.generate("hi", &GenerateOptions { attribution: vec![Method::IntegratedGradients], ig_steps: 0, ..quiet(1) }),
+        "--ig-steps",
+    )?;
     one_line_with(lm.forward("hi", &ForwardOptions { attribution: vec![Method::GradXInput], ..Default::default() }), "masked LMs")?;
     one_line_with(lm.token_id("99999"), "outside the vocabulary")?;
 
@@ -239,7 +251,10 @@ fn t5_generates_as_transformers_does() -> Result<()> {
 
     // What an encoder-decoder does not support.
     one_line_with(lm.generate(&r.text, &GenerateOptions { attribution: vec![Method::Occlusion], ..quiet(1) }), "occlusion")?;
-    one_line_with(lm.forward(&r.text, &ForwardOptions { attribution: vec![Method::GradXInput], progress: false, ..Default::default() }), "generate")?;
+    one_line_with(
+        lm.forward(&r.text, &ForwardOptions { attribution: vec![Method::GradXInput], progress: false, ..Default::default() }),
+        "generate",
+    )?;
     one_line_with(ecco::demo()?.forward("hi", &ForwardOptions { decoder_text: Some("x".into()), ..Default::default() }), "decoder_text")?;
     Ok(())
 }

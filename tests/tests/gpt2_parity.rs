@@ -66,11 +66,9 @@ fn captures_match_transformers() -> Result<()> {
     for_each_case(|m, fx, case| {
         let (tensors, layers) = capture_pass(m.model.as_lm(), final_pass_ids(case), &CaptureSpec::all())?;
         ensure!(layers == (0..m.model.as_lm().info().n_layers).collect::<Vec<_>>());
-        for (ours, theirs) in [
-            ("hidden_states.decoder", "hidden_states"),
-            ("activations.decoder", "activations"),
-            ("attention.decoder", "attention"),
-        ] {
+        for (ours, theirs) in
+            [("hidden_states.decoder", "hidden_states"), ("activations.decoder", "activations"), ("attention.decoder", "attention")]
+        {
             let ours_t = tensors.get(ours).with_context(|| format!("no {ours}"))?;
             assert_close_scaled(ours, ours_t, fx.tensor(&case.name, theirs)?, device_tol(1e-4))?;
         }
@@ -275,7 +273,8 @@ fn hand_backward_matches_autodiff() -> Result<()> {
         for (copy, len) in [(0, seq), (1, seq.saturating_sub(2).max(1))] {
             let rows = 3;
             let cot: Vec<f32> = (0..rows * len * hidden).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
-            let cot_on = |lm: &dyn ecco_core::LanguageModel| Tensor::<3>::from_data(TensorData::new(cot.clone(), [rows, len, hidden]), lm.device());
+            let cot_on =
+                |lm: &dyn ecco_core::LanguageModel| Tensor::<3>::from_data(TensorData::new(cot.clone(), [rows, len, hidden]), lm.device());
             let ours = to_f32(tape.backward(&[copy; 3], cot_on(lm))?)?;
             let xc = x_ref.clone().slice([copy..copy + 1, 0..len, 0..hidden]).repeat_dim(0, rows).autodiff().require_grad();
             let out = reference.forward(ModelInputs::new(xc.clone()), &CaptureSpec::none().with_logits(Logits::Skip))?;
@@ -296,7 +295,12 @@ fn hand_backward_matches_autodiff() -> Result<()> {
         for (row, copy) in [(0, 1), (1, 0)] {
             let alone = to_f32(tape.backward(&[copy], cot.clone().slice([row..row + 1, 0..len, 0..hidden]))?)?;
             let part = &mixed.data[row * len * hidden..(row + 1) * len * hidden];
-            assert_close_abs(&format!("mixed copies, row {row}"), part, &alone.data, 1e-6 * alone.data.iter().fold(0f32, |m, v| m.max(v.abs())))?;
+            assert_close_abs(
+                &format!("mixed copies, row {row}"),
+                part,
+                &alone.data,
+                1e-6 * alone.data.iter().fold(0f32, |m, v| m.max(v.abs())),
+            )?;
         }
         let e = embeds(lm);
         ensure!(tape.backward(&[2], e.clone()).is_err(), "an input copy out of range is an error");

@@ -116,7 +116,8 @@ fn greedy_generation_matches_transformers() -> Result<()> {
     for_each(|fx| {
         let r = &fx.reference;
         let t5 = fx.model.model.as_seq2seq().context("not an encoder-decoder")?;
-        let options = GenerateOptions { max_new_tokens: r.generated_ids.len(), sampling: None, eos_token_id: fx.model.model.eos_token_id() };
+        let options =
+            GenerateOptions { max_new_tokens: r.generated_ids.len(), sampling: None, eos_token_id: fx.model.model.eos_token_id() };
         let ids = ecco_models::generate_seq2seq(t5, &r.input_ids, &options, |_| {})?;
         ensure!(ids == r.generated_ids, "greedy {ids:?}, transformers {:?}", r.generated_ids);
         Ok(())
@@ -174,7 +175,9 @@ fn attributions_match_captum() -> Result<()> {
         decoder_ids.extend(&r.generated_ids);
         let seq = Seq2SeqSequence { encoder_ids: &r.input_ids, decoder_ids: &decoder_ids };
         let lm = fx.model.model.as_lm();
-        for (method, key) in [(Method::GradXInput, "grad_x_input"), (Method::Gradient, "gradient"), (Method::IntegratedGradients, "integrated_gradients")] {
+        for (method, key) in
+            [(Method::GradXInput, "grad_x_input"), (Method::Gradient, "gradient"), (Method::IntegratedGradients, "integrated_gradients")]
+        {
             let ours = ecco_attrib::attribute_seq2seq(lm, seq, method, &options, &mut |_| {})?;
             let theirs = r.attributions.get(key).with_context(|| format!("no {key}"))?;
             ensure!(ours.len() == theirs.len(), "{key}: {} lists, reference {}", ours.len(), theirs.len());

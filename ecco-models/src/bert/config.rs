@@ -170,8 +170,7 @@ impl TryFrom<BertConfigFile> for BertConfig {
         if f.sinusoidal_pos_embds {
             return Err("sinusoidal_pos_embds is not supported".into());
         }
-        let activation =
-            Activation::from_hf_name(&f.hidden_act).ok_or_else(|| format!("unsupported hidden_act `{}`", f.hidden_act))?;
+        let activation = Activation::from_hf_name(&f.hidden_act).ok_or_else(|| format!("unsupported hidden_act `{}`", f.hidden_act))?;
         let position_offset = match variant {
             Variant::Roberta => f.pad_token_id.unwrap_or(1) as usize + 1,
             _ => 0,
@@ -212,7 +211,8 @@ mod tests {
         let base = r#""vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 12"#;
         let bert = parse(&format!(r#"{{"model_type": "bert", {base}}}"#)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((bert.variant, bert.position_offset, bert.type_vocab_size, bert.max_positions()), (Variant::Bert, 0, 2, 12));
-        let roberta = parse(&format!(r#"{{"model_type": "roberta", "pad_token_id": 1, "type_vocab_size": 1, {base}}}"#)).unwrap_or_else(|e| panic!("{e}"));
+        let roberta = parse(&format!(r#"{{"model_type": "roberta", "pad_token_id": 1, "type_vocab_size": 1, {base}}}"#))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((roberta.position_offset, roberta.max_positions()), (2, 10));
         let distil = parse(r#"{"model_type": "distilbert", "vocab_size": 10, "dim": 8, "n_layers": 2, "n_heads": 2, "hidden_dim": 16, "max_position_embeddings": 12, "activation": "gelu"}"#)
             .unwrap_or_else(|e| panic!("{e}"));

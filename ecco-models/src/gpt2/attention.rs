@@ -58,10 +58,7 @@ impl Attention {
         let head_dim = hidden / self.n_head;
         let qkv = self.c_attn.forward(x);
         let split = |i: usize| {
-            qkv.clone()
-                .slice([0..batch, 0..seq, i * hidden..(i + 1) * hidden])
-                .reshape([batch, seq, self.n_head, head_dim])
-                .swap_dims(1, 2)
+            qkv.clone().slice([0..batch, 0..seq, i * hidden..(i + 1) * hidden]).reshape([batch, seq, self.n_head, head_dim]).swap_dims(1, 2)
         };
         (split(0), split(1), split(2))
     }

@@ -60,11 +60,6 @@ impl Block {
         let x = x + attn.output;
         let acts = self.mlp.act.forward(self.mlp.c_fc.forward(self.ln_2.forward(x.clone())));
         let hidden = x + self.mlp.c_proj.forward(acts.clone());
-        BlockOutput {
-            hidden,
-            attention: attn.weights,
-            activations: want_activations.then_some(acts),
-            kv: attn.kv,
-        }
+        BlockOutput { hidden, attention: attn.weights, activations: want_activations.then_some(acts), kv: attn.kv }
     }
 }

@@ -6,8 +6,8 @@ use ecco_core::{
 };
 
 use crate::gpt2::block::Block;
-use crate::host::HostMatrix;
 use crate::gpt2::config::Gpt2Config;
+use crate::host::HostMatrix;
 use crate::nn::LayerNorm;
 
 /// Masked scores get this instead of `-inf`, so that gradients stay finite.
@@ -93,8 +93,7 @@ impl Gpt2 {
             }
             Logits::Skip => None,
         };
-        let output =
-            ModelOutput { logits, last_hidden: x, encoder: None, decoder: Some(captures), cross_attention: Vec::new() };
+        let output = ModelOutput { logits, last_hidden: x, encoder: None, decoder: Some(captures), cross_attention: Vec::new() };
         Ok((output, keep_kv.then_some(KvCache { layers: new_cache })))
     }
 
@@ -113,8 +112,7 @@ impl Gpt2 {
 /// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
 pub(crate) fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
     let keys = past + seq;
-    let data: Vec<f32> =
-        (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
+    let data: Vec<f32> = (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
     Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
 }
 

@@ -60,9 +60,8 @@ pub fn position_bias(
     let [num_buckets, heads] = table.dims();
     let buckets: Vec<i64> = (0..query_len)
         .flat_map(|q| {
-            (0..key_len).map(move |k| {
-                relative_position_bucket(k as i64 - (q + past) as i64, bidirectional, num_buckets, max_distance) as i64
-            })
+            (0..key_len)
+                .map(move |k| relative_position_bucket(k as i64 - (q + past) as i64, bidirectional, num_buckets, max_distance) as i64)
         })
         .collect();
     let device: Device = table.device();

@@ -210,10 +210,17 @@ mod tests {
     fn variants_and_bad_configs() {
         let base = r#""vocab_size": 10, "d_model": 8, "d_kv": 4, "d_ff": 16, "num_layers": 2, "num_heads": 2"#;
         let t5 = parse(&format!("{{{base}}}")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((t5.activation, t5.gated, t5.tied_head, t5.rescale_output, t5.num_decoder_layers), (Activation::Relu, false, true, true, 2));
-        let flan = parse(&format!(r#"{{{base}, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false, "num_decoder_layers": 3}}"#))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((flan.activation, flan.gated, flan.tied_head, flan.rescale_output, flan.num_decoder_layers), (Activation::GeluTanh, true, false, false, 3));
+        assert_eq!(
+            (t5.activation, t5.gated, t5.tied_head, t5.rescale_output, t5.num_decoder_layers),
+            (Activation::Relu, false, true, true, 2)
+        );
+        let flan =
+            parse(&format!(r#"{{{base}, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false, "num_decoder_layers": 3}}"#))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (flan.activation, flan.gated, flan.tied_head, flan.rescale_output, flan.num_decoder_layers),
+            (Activation::GeluTanh, true, false, false, 3)
+        );
         let v5 = parse(&format!(r#"{{{base}, "tie_word_embeddings": true, "scale_decoder_outputs": false, "eos_token_id": [1, 5]}}"#))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((v5.tied_head, v5.rescale_output, v5.eos_token_id), (true, false, Some(1)));

@@ -130,8 +130,7 @@ impl Stack {
 /// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
 fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
     let keys = past + seq;
-    let data: Vec<f32> =
-        (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
+    let data: Vec<f32> = (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
     Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
 }
 
@@ -169,11 +168,7 @@ impl T5 {
 
     /// Per decoder block, the keys and values of the encoder output `[batch, seq, d_model]`.
     pub fn cross_keys_values(&self, encoder_hidden: &Tensor<3>) -> Vec<(Tensor<4>, Tensor<4>)> {
-        self.decoder
-            .block
-            .iter()
-            .filter_map(|b| b.cross.as_ref().map(|c| c.attention.keys_values(encoder_hidden.clone())))
-            .collect()
+        self.decoder.block.iter().filter_map(|b| b.cross.as_ref().map(|c| c.attention.keys_values(encoder_hidden.clone()))).collect()
     }
 
     /// The decoder's state before the first generation step, from the encoder output.

@@ -105,8 +105,11 @@ fn stack(src: &mut WeightSource, s: &str, n_layers: usize, is_decoder: bool, c: 
 /// Missing, misshapen or unexpected tensors.
 pub fn load_from(mut src: WeightSource, config: T5Config, name: &str, device: &Device) -> Result<T5> {
     let (vocab, d) = (config.vocab_size, config.d_model);
-    let shared_name =
-        if !src.contains("shared.weight") && src.contains("encoder.embed_tokens.weight") { "encoder.embed_tokens.weight" } else { "shared.weight" };
+    let shared_name = if !src.contains("shared.weight") && src.contains("encoder.embed_tokens.weight") {
+        "encoder.embed_tokens.weight"
+    } else {
+        "shared.weight"
+    };
     let shared = src.take(shared_name, [vocab, d], device)?;
     let encoder = stack(&mut src, "encoder", config.num_layers, false, &config, device)?;
     let decoder = stack(&mut src, "decoder", config.num_decoder_layers, true, &config, device)?;

@@ -95,7 +95,13 @@ pub fn remote_to_json(v: &Value) -> Value {
     match v["type"].as_str() {
         Some("undefined" | "null") => Value::Null,
         Some("string" | "boolean" | "bigint" | "date" | "regexp") => value.clone(),
-        Some("number") => if value.is_number() { value.clone() } else { Value::Null },
+        Some("number") => {
+            if value.is_number() {
+                value.clone()
+            } else {
+                Value::Null
+            }
+        }
         Some("array" | "set") => Value::Array(value.as_array().map(|a| a.iter().map(remote_to_json).collect()).unwrap_or_default()),
         Some("object" | "map") => {
             let mut out = Map::new();
@@ -176,8 +182,12 @@ impl Browser {
                 let _ = child.kill();
                 let _ = child.wait();
                 match e {
-                    std::sync::mpsc::RecvTimeoutError::Timeout => bail!("{} did not print its WebDriver BiDi address within 60 s", exe.display()),
-                    std::sync::mpsc::RecvTimeoutError::Disconnected => bail!("{} closed its stderr without printing a WebDriver BiDi address", exe.display()),
+                    std::sync::mpsc::RecvTimeoutError::Timeout => {
+                        bail!("{} did not print its WebDriver BiDi address within 60 s", exe.display())
+                    }
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                        bail!("{} closed its stderr without printing a WebDriver BiDi address", exe.display())
+                    }
                 }
             }
         };

@@ -194,7 +194,9 @@ impl Browser {
             let p = &e["params"];
             match e["method"].as_str() {
                 Some("Runtime.exceptionThrown") => out.push(format!("exception: {}", p["exceptionDetails"])),
-                Some("Runtime.consoleAPICalled") if p["type"] == "error" || p["type"] == "assert" => out.push(format!("console: {}", p["args"])),
+                Some("Runtime.consoleAPICalled") if p["type"] == "error" || p["type"] == "assert" => {
+                    out.push(format!("console: {}", p["args"]))
+                }
                 Some("Log.entryAdded") if p["entry"]["level"] == "error" => out.push(format!("log: {}", p["entry"])),
                 _ => {}
             }

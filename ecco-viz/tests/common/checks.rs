@@ -38,7 +38,9 @@ pub trait Page {
     /// (`data-ready` on the root element); the time since `start`. Fails after 30 s.
     fn wait_drawn(&mut self, url: &str, start: Instant) -> Result<Duration> {
         loop {
-            if self.eval("!!(document.documentElement && document.documentElement.dataset.ready === 'true')").unwrap_or(Value::Null) == json!(true) {
+            if self.eval("!!(document.documentElement && document.documentElement.dataset.ready === 'true')").unwrap_or(Value::Null)
+                == json!(true)
+            {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > Duration::from_secs(30) {
@@ -156,7 +158,9 @@ pub fn report_loads_offline_and_hover_and_focus_highlight_the_tokens_read(b: &mu
     b.hover("#v-attention .tok[data-i=\"5\"]")?;
     let a1 = highlighted(b, "v-attention")?;
     ensure!(!a1.is_empty() && a1 != a0, "attention hover did not change the highlight");
-    b.eval("(() => { const s = document.querySelectorAll('#v-attention select')[1]; s.value = '3'; s.dispatchEvent(new Event('change')); })()")?;
+    b.eval(
+        "(() => { const s = document.querySelectorAll('#v-attention select')[1]; s.value = '3'; s.dispatchEvent(new Event('change')); })()",
+    )?;
     ensure!(highlighted(b, "v-attention")? != a1, "changing the head did not change the highlight");
 
     // NMF: switching a factor off recolours the tokens it dominated.
@@ -243,7 +247,12 @@ pub fn time_a_report_file(b: &mut dyn Page, prefix: &str) -> Result<()> {
     let wall = b.open(&url)?;
     let script_ms = b.eval("window.eccoRenderMs")?.as_f64().context("render time")?;
     b.pump(Duration::from_millis(200))?;
-    eprintln!("{}: {:.2} MB, drawn {:.0} ms after navigation ({script_ms:.0} ms in our script)", path.display(), bytes as f64 / 1e6, wall.as_secs_f64() * 1e3);
+    eprintln!(
+        "{}: {:.2} MB, drawn {:.0} ms after navigation ({script_ms:.0} ms in our script)",
+        path.display(),
+        bytes as f64 / 1e6,
+        wall.as_secs_f64() * 1e3
+    );
     offline_and_clean(b, &url)?;
     save_screenshot(b, prefix, "timed.png")?;
     Ok(())

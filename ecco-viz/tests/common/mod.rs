@@ -143,7 +143,13 @@ pub fn synthetic_report(tokens: &[String], n_input: usize, n_layers: usize, meth
                 probs
                     .into_iter()
                     .enumerate()
-                    .map(|(k, p)| Prediction { token_id: ids[k % n], token: tokens[k % n].clone(), text: texts[k % n].clone(), prob: p, ranking: k + 1 })
+                    .map(|(k, p)| Prediction {
+                        token_id: ids[k % n],
+                        token: tokens[k % n].clone(),
+                        text: texts[k % n].clone(),
+                        prob: p,
+                        ranking: k + 1,
+                    })
                     .collect()
             })
             .collect(),
@@ -151,7 +157,9 @@ pub fn synthetic_report(tokens: &[String], n_input: usize, n_layers: usize, meth
     report.nmf = Some(NmfView {
         layers,
         components: (0..5).map(|_| (0..positions).map(|_| ecco_viz::round_sig(rng.next() * rng.next() * 3.0)).collect()).collect(),
-        loadings: (0..5).map(|k| (0..3).map(|j| NeuronLoading { layer: k % n_layers, neuron: 10 * j + k, weight: 0.5 }).collect()).collect(),
+        loadings: (0..5)
+            .map(|k| (0..3).map(|j| NeuronLoading { layer: k % n_layers, neuron: 10 * j + k, weight: 0.5 }).collect())
+            .collect(),
         reconstruction_error: 12.5,
     });
     Ok(report)

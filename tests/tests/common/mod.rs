@@ -183,7 +183,9 @@ pub fn assert_close_abs(what: &str, ours: &[f32], theirs: &[f32], abs: f32) -> R
 }
 
 fn worst_diff(a: &[f32], b: &[f32]) -> (usize, f32) {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).enumerate().fold((0, 0.0), |(bi, bw), (i, d)| {
-        if d > bw || d.is_nan() { (i, if d.is_nan() { f32::INFINITY } else { d }) } else { (bi, bw) }
-    })
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .enumerate()
+        .fold((0, 0.0), |(bi, bw), (i, d)| if d > bw || d.is_nan() { (i, if d.is_nan() { f32::INFINITY } else { d }) } else { (bi, bw) })
 }
