@@ -116,9 +116,7 @@ fn inputs(embeds: &Tensor<2>, rows: &[Row], len: usize) -> Tensor<3> {
 fn score(model: &dyn LanguageModel, x: Tensor<3>, rows: &[Row], scoring: Scoring) -> Result<Tensor<1>> {
     let [n, len, hidden] = x.dims();
     let out = model.forward(ModelInputs::new(x), &CaptureSpec::none().with_logits(Logits::Skip))?;
-    let device = out.last_hidden.device();
-    let pick: Vec<f32> = rows.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
-    let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &device);
+    let pick = at_positions(rows, len, &out.last_hidden.device());
     let h = (out.last_hidden * pick).sum_dim(1);
     let targets = rows.iter().map(|r| (r.target, r.foil, r.weight));
     head_scores(model, h.reshape([n, 1, hidden]), targets, scoring.target)
@@ -196,8 +194,28 @@ fn head_logit_gradients(
     })
 }
 
-fn read(t: Tensor<1>) -> Result<Vec<f32>> {
+fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
+}
+
+/// The longest [`row_len`] of `batch` (what its rows are padded to).
+fn batch_len(batch: &[Row], fixed_len: Option<usize>) -> usize {
+    batch.iter().map(|r| row_len(r, fixed_len)).max().unwrap_or(1)
+}
+
+/// `[rows, len, 1]`: 1 at each row's scored position, 0 elsewhere.
+fn at_positions(rows: &[Row], len: usize, device: &burn::tensor::Device) -> Tensor<3> {
+    let pick: Vec<f32> = rows.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
+    Tensor::<3>::from_data(TensorData::new(pick, [rows.len(), len, 1]), device)
+}
+
+/// Adds each row's gradient (`grad`, `[rows, len, hidden]` row-major) to its group's sum.
+fn add_to_groups(sums: &mut [Vec<f32>], batch: &[Row], grad: &[f32], len: usize, hidden: usize) {
+    for (r, row) in batch.iter().zip(grad.chunks_exact(len * hidden)) {
+        for (s, g) in sums[r.group].iter_mut().zip(row) {
+            *s += g;
+        }
+    }
 }
 
 /// Each row's weighted score, forward passes only.
@@ -211,7 +229,7 @@ pub(crate) fn scores(
     let mut out = Vec::with_capacity(rows.len());
     for range in batches(rows, scoring.max_batch_tokens, scoring.fixed_len) {
         let batch = &rows[range];
-        let len = batch.iter().map(|r| row_len(r, scoring.fixed_len)).max().unwrap_or(1);
+        let len = batch_len(batch, scoring.fixed_len);
         out.extend(read(score(model, inputs(embeds, batch, len), batch, scoring)?)?);
         progress(batch.len());
     }
@@ -241,19 +259,12 @@ pub(crate) fn gradients(
     }
     for range in batches(rows, scoring.max_batch_tokens, scoring.fixed_len) {
         let batch = &rows[range];
-        let len = batch.iter().map(|r| row_len(r, scoring.fixed_len)).max().unwrap_or(1);
+        let len = batch_len(batch, scoring.fixed_len);
         let x = inputs(embeds, batch, len).autodiff().require_grad();
         let total = score(model, x.clone(), batch, scoring)?.sum();
         let grads = total.backward();
         let grad = x.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the inputs".to_owned()))?;
-        let grad = grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
-        for (i, r) in batch.iter().enumerate() {
-            let sum = &mut sums[r.group];
-            let row = &grad[i * len * hidden..(i + 1) * len * hidden];
-            for (s, g) in sum.iter_mut().zip(row) {
-                *s += g;
-            }
-        }
+        add_to_groups(sums.as_mut_slice(), batch, &read(grad)?, len, hidden);
         progress(batch.len());
     }
     Ok(sums)
@@ -275,7 +286,7 @@ fn shared_forward_gradients(
         return Ok(false);
     }
     let hidden = embeds.dims()[1];
-    let seq = rows.iter().map(|r| r.position + 1).max().unwrap_or(1);
+    let seq = batch_len(rows, None);
     let mut scales: Vec<f32> = Vec::new();
     for r in rows {
         if !scales.contains(&r.scale) {
@@ -315,7 +326,7 @@ fn backward_chunk(
     // At least one batch per thread: the batches' backward passes run side by side (each
     // product is too small for the matrix library to split well between threads).
     let threads = rayon::current_num_threads().max(1);
-    let positions: usize = of_chunk.iter().map(|r| r.position + 1).sum();
+    let positions: usize = of_chunk.iter().map(|r| row_len(r, None)).sum();
     let budget = scoring.max_batch_tokens.min(positions.div_ceil(threads)).max(1);
     let planned = batches(&of_chunk, budget, None);
     for group in planned.chunks(threads) {
@@ -325,7 +336,7 @@ fn backward_chunk(
             .par_iter()
             .map(|range| {
                 let (batch, copies) = (&of_chunk[range.clone()], &copies[range.clone()]);
-                let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
+                let len = batch_len(batch, None);
                 let n = batch.len();
                 let at: Vec<i64> = batch.iter().zip(copies).map(|(r, &c)| (c * seq + r.position) as i64).collect();
                 let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &last.device());
@@ -334,22 +345,12 @@ fn backward_chunk(
                 let dlogits = head_logit_gradients(model, h, targets, scoring.target)?;
                 let vocab = dlogits.dims()[1];
                 let dh = tape.head_backward(dlogits.reshape([n, 1, vocab]))?;
-                let pick: Vec<f32> = batch.iter().flat_map(|r| (0..len).map(move |j| if j == r.position { 1.0 } else { 0.0 })).collect();
-                let pick = Tensor::<3>::from_data(TensorData::new(pick, [n, len, 1]), &last.device());
-                let grad = tape.backward(copies, dh * pick)?;
-                grad.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
+                read(tape.backward(copies, dh * at_positions(batch, len, &last.device()))?)
             })
             .collect();
         for (range, grad) in group.iter().zip(grads) {
-            let grad = grad?;
             let batch = &of_chunk[range.clone()];
-            let len = batch.iter().map(|r| r.position + 1).max().unwrap_or(1);
-            for (i, r) in batch.iter().enumerate() {
-                let row = &grad[i * len * hidden..(i + 1) * len * hidden];
-                for (s, g) in sums[r.group].iter_mut().zip(row) {
-                    *s += g;
-                }
-            }
+            add_to_groups(sums, batch, &grad?, batch_len(batch, None), hidden);
             progress(range.len());
         }
     }

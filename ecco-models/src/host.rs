@@ -44,13 +44,8 @@ impl HostMatrix {
     /// time.
     pub fn left_mul(&self, x: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), self.rows, "left_mul: x has {} values for {} rows", x.len(), self.rows);
-        let (m, cols) = (self.values(), self.cols);
-        let mut y = vec![0f32; cols];
-        let per_thread = cols.div_ceil(rayon::current_num_threads()).max(MIN_CHUNK / self.rows.max(1)).max(16);
-        y.par_chunks_mut(per_thread).enumerate().for_each(|(c, out)| {
-            pulp::Arch::new().dispatch(Axpy(Part { x, m, cols, start: c * per_thread, out }));
-        });
-        y
+        // A column costs `rows` elements; at least 16 columns per thread.
+        self.split(x, self.cols, self.rows, 16, |part| pulp::Arch::new().dispatch(Axpy(part)))
     }
 
     /// `M · x` for `x` of length `cols`: a vector of length `rows` (an LM head `[vocab, hidden]`).
@@ -58,12 +53,18 @@ impl HostMatrix {
     /// Each thread owns a range of rows and takes their dot products with `x`.
     pub fn mul(&self, x: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), self.cols, "mul: x has {} values for {} columns", x.len(), self.cols);
+        // A row costs `cols` elements.
+        self.split(x, self.rows, self.cols, 1, |part| pulp::Arch::new().dispatch(Dots(part)))
+    }
+
+    /// An output of length `len` cut into one slice per thread (at least `least` items and
+    /// [`MIN_CHUNK`] matrix elements each, an item costing `cost` elements), each slice filled
+    /// by `fill` on its thread.
+    fn split(&self, x: &[f32], len: usize, cost: usize, least: usize, fill: impl Fn(Part<'_>) + Sync) -> Vec<f32> {
         let (m, cols) = (self.values(), self.cols);
-        let mut y = vec![0f32; self.rows];
-        let per_thread = self.rows.div_ceil(rayon::current_num_threads()).max(MIN_CHUNK / cols.max(1)).max(1);
-        y.par_chunks_mut(per_thread).enumerate().for_each(|(c, out)| {
-            pulp::Arch::new().dispatch(Dots(Part { x, m, cols, start: c * per_thread, out }));
-        });
+        let mut y = vec![0f32; len];
+        let per_thread = len.div_ceil(rayon::current_num_threads()).max(MIN_CHUNK / cost.max(1)).max(least);
+        y.par_chunks_mut(per_thread).enumerate().for_each(|(c, out)| fill(Part { x, m, cols, start: c * per_thread, out }));
         y
     }
 }

@@ -29,11 +29,8 @@ impl Tokenizer {
         if !path.is_file() {
             return Err(Error::MissingFile { path: path.to_path_buf(), what: "tokenizer.json" });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
-        let mut inner = crate::bpe_json::read(&text).map_or_else(
-            || text.parse::<tokenizers::Tokenizer>().map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() }),
-            Ok,
-        )?;
+        let bytes = std::fs::read(path).map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
+        let mut inner = parse(path, &bytes)?;
         // Some checkpoints (sentence-transformers' MiniLM) pad every text to a fixed length and
         // truncate it; a trace reads the text as is, and length limits are checked against the
         // model's positions instead.
@@ -47,12 +44,7 @@ impl Tokenizer {
     /// # Errors
     /// [`Error::Tokenizer`] when it cannot be parsed.
     pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Self> {
-        let fast = std::str::from_utf8(bytes).ok().and_then(crate::bpe_json::read);
-        let inner = fast.map_or_else(
-            || tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer { path: label.to_path_buf(), reason: e.to_string() }),
-            Ok,
-        )?;
-        Ok(Self { inner, path: label.to_path_buf() })
+        Ok(Self { inner: parse(label, bytes)?, path: label.to_path_buf() })
     }
 
     /// Number of entries, added tokens included.
@@ -100,5 +92,14 @@ impl Tokenizer {
     /// [`Error::Tokenizer`].
     pub fn decode_skip_special(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
+    }
+}
+
+/// A `tokenizer.json`'s bytes as a tokenizer: BPE files through [`crate::bpe_json`] (one typed
+/// pass), anything else (and the error messages) through `tokenizers`; `label` names it in errors.
+fn parse(label: &Path, bytes: &[u8]) -> Result<tokenizers::Tokenizer> {
+    match std::str::from_utf8(bytes).ok().and_then(crate::bpe_json::read) {
+        Some(fast) => Ok(fast),
+        None => tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer { path: label.to_path_buf(), reason: e.to_string() }),
     }
 }

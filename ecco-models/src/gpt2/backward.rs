@@ -37,20 +37,28 @@ struct BlockTape {
     act_grad: Tensor<3>,
 }
 
+/// Which input copy each row of a backward pass reads.
+#[allow(clippy::large_enum_variant)] // one per backward pass, on the stack
+enum Copies {
+    /// One copy for every row: its tape is broadcast.
+    Shared(usize),
+    /// A copy per row, gathered.
+    PerRow(Tensor<1, Int>),
+}
+
 /// Which input copies a backward pass reads, and how many positions.
 struct Rows {
-    /// One copy for every row (its tape is broadcast), or one per row.
-    copies: Result<usize, Tensor<1, Int>>,
+    copies: Copies,
     len: usize,
 }
 
 impl Rows {
     fn new(copies: &[usize], len: usize, device: &Device) -> Self {
         let copies = match copies {
-            [first, rest @ ..] if rest.iter().all(|c| c == first) => Ok(*first),
+            [first, rest @ ..] if rest.iter().all(|c| c == first) => Copies::Shared(*first),
             _ => {
                 let ids: Vec<i64> = copies.iter().map(|&c| c as i64).collect();
-                Err(Tensor::from_data(TensorData::new(ids, [copies.len()]), device))
+                Copies::PerRow(Tensor::from_data(TensorData::new(ids, [copies.len()]), device))
             }
         };
         Self { copies, len }
@@ -59,8 +67,8 @@ impl Rows {
     /// The rows' copies of `t` `[copies, ...]`: batch 1 when they share one.
     fn pick<const D: usize>(&self, t: &Tensor<D>) -> Tensor<D> {
         match &self.copies {
-            Ok(c) => t.clone().slice_dim(0, *c..*c + 1),
-            Err(ids) => t.clone().select(0, ids.clone()),
+            Copies::Shared(c) => t.clone().slice_dim(0, *c..*c + 1),
+            Copies::PerRow(ids) => t.clone().select(0, ids.clone()),
         }
     }
 }
