@@ -26,22 +26,18 @@
 //! * the stopping test is `‖P∇f‖ <= tol` (Lin: `<`), which also ends the all-zero
 //!   case; and when all 20 step enlargements pass the test, the last one is taken
 //!   (Lin's code keeps the old point then).
+//!
+//! Panels are solved two at a time, each by its own state machine (`nls_panel`):
+//! whenever both want a trial, the two trials run together (`trial2`: one pass
+//! over `Q` for both, twice the independent work in flight), and a panel that
+//! finishes hands its slot to the next one. Each panel sees the same operations in
+//! the same order as alone, so the results do not change.
 
 use pulp::Simd;
 
-use crate::nls_kernels::{PackedQ, Row, TrialPoint, chunks, gather, max_tile_rows, refresh, scatter, step_gradient, trial};
+use crate::nls_kernels::{PackedQ, Row, chunks, gather, max_pair_tile_rows, max_tile_rows, refresh, scatter, trial, trial2};
+use crate::nls_panel::{PanelSolve, SIGMA, Scratch};
 use crate::panels::LANES;
-
-/// Lin's sufficient-decrease constant σ (the paper's 0.01; the test is written
-/// `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩ < 0`).
-const SIGMA: f32 = 0.01;
-/// Lin's step-size factor β.
-const BETA: f32 = 0.1;
-/// Line-search trials per iteration (Lin's `inner_iter` bound).
-const MAX_TRIALS: usize = 20;
-/// The gradient is updated incrementally after each step and recomputed from
-/// scratch this often, so `f32` rounding cannot drift.
-const REFRESH_EVERY: usize = 16;
 
 /// What a solve over some panels did.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -101,7 +97,8 @@ impl pulp::WithSimd for SolveOp<'_, '_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> Stats {
         let q = PackedQ::new(self.prob.k, self.prob.q, max_tile_rows::<S>());
-        solve_panels(simd, self.prob, &q, self.b, self.z, self.g)
+        let q2 = PackedQ::new(self.prob.k, self.prob.q, max_pair_tile_rows::<S>());
+        solve_panels(simd, self.prob, (&q, &q2), self.b, self.z, self.g)
     }
 }
 
@@ -150,105 +147,70 @@ fn rows_mut(s: &mut [f32]) -> &mut [Row] {
     s.as_chunks_mut::<LANES>().0
 }
 
-/// Scratch of one panel solve, chunk-major (see `nls_kernels`): the panel's `b`, `z`,
-/// `g`, two trial points with their `Q d`, and `d`.
-struct Scratch<V> {
-    b: Vec<V>,
-    z: Vec<V>,
-    g: Vec<V>,
-    zn: [Vec<V>; 2],
-    qd: [Vec<V>; 2],
-    d: Vec<V>,
-}
-
+/// Runs Lin's loop on every panel of `z`, two panels at a time (see the module
+/// notes); `q2` is `Q` packed for [`trial2`].
 #[inline(always)]
-fn solve_panels<S: Simd>(simd: S, prob: &Problem<'_>, q: &PackedQ, b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
+fn solve_panels<S: Simd>(simd: S, prob: &Problem<'_>, (q, q2): (&PackedQ, &PackedQ), b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
     let k = prob.k;
-    let zero = || vec![simd.splat_f32s(0.0); k * chunks::<S>()];
-    let mut scratch = Scratch { b: zero(), z: zero(), g: zero(), zn: [zero(), zero()], qd: [zero(), zero()], d: zero() };
     let (b, z, g) = (rows(b), rows_mut(z), rows_mut(g));
-    let mut stats = Stats::default();
-    for ((b, z), g) in b.chunks_exact(k).zip(z.chunks_exact_mut(k)).zip(g.chunks_exact_mut(k)) {
-        gather::<S>(b, &mut scratch.b);
-        gather::<S>(z, &mut scratch.z);
-        stats = stats.merge(solve_panel(simd, prob, q, &mut scratch));
-        scatter::<S>(&scratch.z, z);
-        scatter::<S>(&scratch.g, g);
+    let panels = z.len() / k.max(1);
+    let zero = simd.splat_f32s(0.0);
+    let mut slots: [Slot<S::f32s>; 2] =
+        std::array::from_fn(|_| Slot { panel: None, solve: PanelSolve::new(Scratch::new(k * chunks::<S>(), zero)) });
+    let mut stats = vec![Stats::default(); panels];
+    let mut next = 0;
+    loop {
+        // A slot whose panel is solved writes it back and takes the next one.
+        for slot in &mut slots {
+            while slot.solve.wants_trial().is_none() {
+                if let Some(panel) = slot.panel.take() {
+                    let rows = panel * k..(panel + 1) * k;
+                    scatter::<S>(&slot.solve.s.z, &mut z[rows.clone()]);
+                    scatter::<S>(&slot.solve.s.g, &mut g[rows]);
+                    stats[panel] = slot.solve.stats();
+                }
+                if next == panels {
+                    break;
+                }
+                let rows = next * k..(next + 1) * k;
+                gather::<S>(&b[rows.clone()], &mut slot.solve.s.b);
+                gather::<S>(&z[rows], &mut slot.solve.s.z);
+                slot.solve.start(simd, prob, q);
+                slot.panel = Some(next);
+                next += 1;
+            }
+        }
+        let [x, y] = &mut slots;
+        let (x, y) = (&mut x.solve, &mut y.solve);
+        match (x.wants_trial(), y.wants_trial()) {
+            (Some(alpha_x), Some(alpha_y)) => {
+                let (zx, gx, out_x) = x.trial_args();
+                let (zy, gy, out_y) = y.trial_args();
+                let (tx, ty) = trial2(simd, q2, SIGMA, (zx, gx, alpha_x, out_x), (zy, gy, alpha_y, out_y));
+                x.consume(simd, prob, q, tx);
+                y.consume(simd, prob, q, ty);
+            }
+            (Some(alpha), None) => one_trial(simd, prob, q, x, alpha),
+            (None, Some(alpha)) => one_trial(simd, prob, q, y, alpha),
+            (None, None) => break,
+        }
     }
-    stats
+    // In panel order, so that the sums do not depend on which slot ran what.
+    stats.into_iter().fold(Stats::default(), Stats::merge)
 }
 
-/// Lin's `nlssubprob` on the panel in `s.b`, `s.z`; leaves the gradient in `s.g`.
+/// A panel being solved (`panel: None` once written back).
+struct Slot<V> {
+    panel: Option<usize>,
+    solve: PanelSolve<V>,
+}
+
+/// One trial for one panel on its own.
 #[inline(always)]
-fn solve_panel<S: Simd>(simd: S, prob: &Problem<'_>, q: &PackedQ, s: &mut Scratch<S::f32s>) -> Stats {
-    let k = prob.k;
-    let mut pg = refresh(simd, q, &s.b, &s.z, &mut s.g);
-    let init_pg = pg;
-    let mut alpha: f32 = 1.0;
-    let mut iter = 0;
-    let mut since_refresh = 0;
-    while iter < prob.max_iter {
-        iter += 1;
-        // Lin stops on `projgrad < tol`; `<=` also ends the all-zero case (tol = 0).
-        if pg.sqrt() <= prob.panel_tol {
-            break;
-        }
-        let mut decrease_alpha = false;
-        let mut step = None;
-        let mut last_ok = None;
-        let mut prev_moving = true;
-        let mut cur = 0;
-        for t in 0..MAX_TRIALS {
-            if t > 0 && !decrease_alpha && !prev_moving {
-                // Lin's `Hp == Hn`: the last accepted trial clipped every moving
-                // entry, so a longer step lands on the same point.
-                step = last_ok;
-                break;
-            }
-            let out = TrialPoint { zn: &mut s.zn[cur], d: &mut s.d, qd: &mut s.qd[cur] };
-            let tr = trial(simd, q, &s.z, &s.g, (alpha, SIGMA), out);
-            let suff_decr = tr.decrease < 0.0;
-            if t == 0 {
-                decrease_alpha = !suff_decr;
-            }
-            if decrease_alpha {
-                if suff_decr {
-                    step = Some(cur);
-                    break;
-                }
-                alpha *= BETA;
-            } else {
-                if !suff_decr {
-                    step = last_ok;
-                    break;
-                }
-                prev_moving = tr.moving;
-                last_ok = Some(cur);
-                cur = 1 - cur;
-                alpha /= BETA;
-            }
-        }
-        if step.is_none() && !decrease_alpha {
-            // Lin's code keeps the old point when all 20 enlargements succeed; the
-            // last one satisfies the decrease condition, so take it.
-            step = last_ok;
-        }
-        if let Some(i) = step {
-            // The trial point becomes the iterate; its old buffer is scratch now.
-            std::mem::swap(&mut s.z, &mut s.zn[i]);
-            since_refresh += 1;
-            if since_refresh >= REFRESH_EVERY {
-                since_refresh = 0;
-                pg = refresh(simd, q, &s.b, &s.z, &mut s.g);
-            } else {
-                pg = step_gradient(simd, k, &s.z, &s.qd[i], &mut s.g);
-            }
-        }
-        if alpha == 0.0 || !alpha.is_finite() {
-            break;
-        }
-    }
-    Stats { init_pg, pg, iters: iter }
+fn one_trial<S: Simd>(simd: S, prob: &Problem<'_>, q: &PackedQ, solve: &mut PanelSolve<S::f32s>, alpha: f32) {
+    let (z, g, out) = solve.trial_args();
+    let tr = trial(simd, q, z, g, (alpha, SIGMA), out);
+    solve.consume(simd, prob, q, tr);
 }
 
 #[cfg(test)]
@@ -309,6 +271,34 @@ mod tests {
         let (_, stats) = run(&wtw, &wtv, &mut h, 1e-9);
         assert_eq!(stats.iters, 1);
         assert_eq!(stats.init_pg, 0.0);
+    }
+
+    #[test]
+    fn panels_solved_in_pairs_match_panels_solved_alone() {
+        // Five panels whose columns differ, so that the paired panels stop after
+        // different numbers of iterations and trials.
+        let (k, m) = (6, 5 * LANES);
+        let w = DMatrix::from_fn(50, k, |i, j| ((i * 3 + j * 11) % 17) as f32 / 17.0 + 0.01);
+        let v = DMatrix::from_fn(50, m, |i, j| (((i * 7 + j * j * 5) % 23) as f32 / 23.0 - 0.4).max(0.0) * (1.0 + (j / LANES) as f32));
+        let (wtw, wtv) = (w.transpose() * &w, w.transpose() * &v);
+        let b = Panels::from_matrix(&wtv, LANES);
+        let z0 = Panels::from_matrix(&DMatrix::from_fn(k, m, |i, j| ((i + 2 * j) % 5) as f32 * 0.2), LANES);
+        let prob = Problem { k, q: wtw.as_slice(), panel_tol: 1e-5, max_iter: 1000 };
+        let (mut z, mut g) = (z0.as_slice().to_vec(), vec![0.0; z0.as_slice().len()]);
+        let together = solve(&prob, b.as_slice(), &mut z, &mut g);
+        // One panel per call never pairs.
+        let len = k * LANES;
+        let (mut z1, mut g1) = (z0.as_slice().to_vec(), vec![0.0; z.len()]);
+        let mut alone = Stats::default();
+        let mut iters = Vec::new();
+        for ((b, z), g) in b.as_slice().chunks(len).zip(z1.chunks_mut(len)).zip(g1.chunks_mut(len)) {
+            let stats = solve(&prob, b, z, g);
+            iters.push(stats.iters);
+            alone = alone.merge(stats);
+        }
+        iters.dedup();
+        assert!(iters.len() > 2, "the panels should need different iteration counts: {iters:?}");
+        assert_eq!((z, g, together), (z1, g1, alone));
     }
 
     /// Solves with the instruction set of `simd`; returns `(z, g, stats)`.

@@ -27,6 +27,13 @@ pub(crate) fn max_tile_rows<S: Simd>() -> usize {
     if size_of::<S::f32s>() >= 64 { 16 } else { 12 }
 }
 
+/// Output rows per tile of `Q d` for two panels at once ([`apply2`]): twice the
+/// accumulators, so about half as many rows.
+#[inline(always)]
+pub(crate) fn max_pair_tile_rows<S: Simd>() -> usize {
+    if size_of::<S::f32s>() >= 64 { 14 } else { 6 }
+}
+
 /// `Q` in tiles of output rows (see the module notes).
 #[derive(Debug, Clone)]
 pub(crate) struct PackedQ {
@@ -38,6 +45,12 @@ pub(crate) struct PackedQ {
 }
 
 impl PackedQ {
+    /// Rows (and columns) of `Q`.
+    #[inline(always)]
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
     /// Packs the row-major `k × k` matrix `q` in tiles of at most `max_rows` (≤ 16)
     /// rows, split evenly (`k = 20`, 16 rows at most: two tiles of 10).
     pub(crate) fn new(k: usize, q: &[f32], max_rows: usize) -> Self {
@@ -108,28 +121,72 @@ pub(crate) fn apply<S: Simd>(simd: S, q: &PackedQ, src: &[S::f32s], dst: &mut [S
         for &(first, rows) in &q.tiles {
             let qt = &q.data[offset..offset + rows * k];
             let out = &mut dst[first..first + rows];
-            match rows {
-                1 => tile::<S, 1>(simd, qt, src, out),
-                2 => tile::<S, 2>(simd, qt, src, out),
-                3 => tile::<S, 3>(simd, qt, src, out),
-                4 => tile::<S, 4>(simd, qt, src, out),
-                5 => tile::<S, 5>(simd, qt, src, out),
-                6 => tile::<S, 6>(simd, qt, src, out),
-                7 => tile::<S, 7>(simd, qt, src, out),
-                8 => tile::<S, 8>(simd, qt, src, out),
-                9 => tile::<S, 9>(simd, qt, src, out),
-                10 => tile::<S, 10>(simd, qt, src, out),
-                11 => tile::<S, 11>(simd, qt, src, out),
-                12 => tile::<S, 12>(simd, qt, src, out),
-                13 => tile::<S, 13>(simd, qt, src, out),
-                14 => tile::<S, 14>(simd, qt, src, out),
-                15 => tile::<S, 15>(simd, qt, src, out),
-                _ => tile::<S, 16>(simd, qt, src, out),
+            macro_rules! tile {
+                ($r:literal) => {
+                    tile::<S, $r>(simd, qt, src, out)
+                };
             }
+            match_rows!(rows, tile);
             offset += rows * k;
         }
     }
 }
+
+/// `dst_a = Q src_a` and `dst_b = Q src_b` for two chunk-major panels at once: the
+/// same operations per panel as [`apply`], in twice the independent accumulators,
+/// each broadcast entry of `Q` feeding both.
+#[inline(always)]
+pub(crate) fn apply2<S: Simd>(
+    simd: S,
+    q: &PackedQ,
+    (src_a, dst_a): (&[S::f32s], &mut [S::f32s]),
+    (src_b, dst_b): (&[S::f32s], &mut [S::f32s]),
+) {
+    let k = q.k;
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (src_a, dst_a) = (&src_a[rows.clone()], &mut dst_a[rows.clone()]);
+        let (src_b, dst_b) = (&src_b[rows.clone()], &mut dst_b[rows]);
+        let mut offset = 0;
+        for &(first, rows) in &q.tiles {
+            let qt = &q.data[offset..offset + rows * k];
+            let out_a = &mut dst_a[first..first + rows];
+            let out_b = &mut dst_b[first..first + rows];
+            macro_rules! tile2 {
+                ($r:literal) => {
+                    tile2::<S, $r>(simd, qt, (src_a, out_a), (src_b, out_b))
+                };
+            }
+            match_rows!(rows, tile2);
+            offset += rows * k;
+        }
+    }
+}
+
+/// Calls `$tile!(R)` with the literal `R` equal to `$rows` (1 to 16).
+macro_rules! match_rows {
+    ($rows:expr, $tile:ident) => {
+        match $rows {
+            1 => $tile!(1),
+            2 => $tile!(2),
+            3 => $tile!(3),
+            4 => $tile!(4),
+            5 => $tile!(5),
+            6 => $tile!(6),
+            7 => $tile!(7),
+            8 => $tile!(8),
+            9 => $tile!(9),
+            10 => $tile!(10),
+            11 => $tile!(11),
+            12 => $tile!(12),
+            13 => $tile!(13),
+            14 => $tile!(14),
+            15 => $tile!(15),
+            _ => $tile!(16),
+        }
+    };
+}
+use match_rows;
 
 /// One tile of `R` output rows on one chunk.
 #[inline(always)]
@@ -141,6 +198,30 @@ fn tile<S: Simd, const R: usize>(simd: S, qt: &[f32], src: &[S::f32s], out: &mut
         }
     }
     for (o, a) in out.iter_mut().zip(acc) {
+        *o = a;
+    }
+}
+
+/// One tile of `R` output rows on one chunk of two panels.
+#[inline(always)]
+fn tile2<S: Simd, const R: usize>(
+    simd: S,
+    qt: &[f32],
+    (src_a, out_a): (&[S::f32s], &mut [S::f32s]),
+    (src_b, out_b): (&[S::f32s], &mut [S::f32s]),
+) {
+    let (mut acc_a, mut acc_b) = ([simd.splat_f32s(0.0); R], [simd.splat_f32s(0.0); R]);
+    for ((&sa, &sb), qc) in src_a.iter().zip(src_b).zip(qt.as_chunks::<R>().0) {
+        for r in 0..R {
+            let qv = simd.splat_f32s(qc[r]);
+            acc_a[r] = simd.mul_add_f32s(qv, sa, acc_a[r]);
+            acc_b[r] = simd.mul_add_f32s(qv, sb, acc_b[r]);
+        }
+    }
+    for (o, a) in out_a.iter_mut().zip(acc_a) {
+        *o = a;
+    }
+    for (o, a) in out_b.iter_mut().zip(acc_b) {
         *o = a;
     }
 }
@@ -250,13 +331,38 @@ pub(crate) fn trial<S: Simd>(
     (alpha, sigma): (f32, f32),
     out: TrialPoint<'_, S::f32s>,
 ) -> Trial {
-    let k = q.k;
+    let moving = trial_point(simd, z, g, alpha, out.zn, out.d);
+    apply(simd, q, out.d, out.qd);
+    Trial { decrease: decrease(simd, q.k, g, out.d, out.qd, sigma), moving }
+}
+
+/// One trial on each of two panels (as [`trial`] on each, with one [`apply2`]).
+#[inline(always)]
+pub(crate) fn trial2<S: Simd>(
+    simd: S,
+    q: &PackedQ,
+    sigma: f32,
+    (z_a, g_a, alpha_a, out_a): (&[S::f32s], &[S::f32s], f32, TrialPoint<'_, S::f32s>),
+    (z_b, g_b, alpha_b, out_b): (&[S::f32s], &[S::f32s], f32, TrialPoint<'_, S::f32s>),
+) -> (Trial, Trial) {
+    let moving_a = trial_point(simd, z_a, g_a, alpha_a, out_a.zn, out_a.d);
+    let moving_b = trial_point(simd, z_b, g_b, alpha_b, out_b.zn, out_b.d);
+    apply2(simd, q, (out_a.d, out_a.qd), (out_b.d, out_b.qd));
+    (
+        Trial { decrease: decrease(simd, q.k, g_a, out_a.d, out_a.qd, sigma), moving: moving_a },
+        Trial { decrease: decrease(simd, q.k, g_b, out_b.d, out_b.qd, sigma), moving: moving_b },
+    )
+}
+
+/// `zn = P[z − α g]`, `d = zn − z`; returns whether some entry moved without being
+/// clipped.
+#[inline(always)]
+fn trial_point<S: Simd>(simd: S, z: &[S::f32s], g: &[S::f32s], alpha: f32, zn: &mut [S::f32s], d: &mut [S::f32s]) -> bool {
     let zero = simd.splat_f32s(0.0);
     let one = simd.splat_f32s(1.0);
     let neg_alpha = simd.splat_f32s(-alpha);
     let mut moving = zero;
-    let parts = z.iter().zip(g);
-    for (((&z, &g), zn), d) in parts.zip(out.zn.iter_mut()).zip(out.d.iter_mut()) {
+    for (((&z, &g), zn), d) in z.iter().zip(g).zip(zn.iter_mut()).zip(d.iter_mut()) {
         let t = simd.mul_add_f32s(neg_alpha, g, z);
         let v = simd.max_f32s(t, zero);
         *zn = v;
@@ -264,19 +370,24 @@ pub(crate) fn trial<S: Simd>(
         let free = simd.and_m32s(simd.greater_than_f32s(t, zero), simd.not_m32s(simd.equal_f32s(g, zero)));
         moving = simd.select_f32s(free, one, moving);
     }
-    apply(simd, q, out.d, out.qd);
+    simd.reduce_max_f32s(moving) > 0.0
+}
+
+/// Lin's sufficient-decrease test value `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩`.
+#[inline(always)]
+fn decrease<S: Simd>(simd: S, k: usize, g: &[S::f32s], d: &[S::f32s], qd: &[S::f32s], sigma: f32) -> f64 {
     let (gd_weight, dqd_weight) = (simd.splat_f32s(1.0 - sigma), simd.splat_f32s(0.5));
     let mut lanes = [0.0; LANES];
     for c in 0..chunks::<S>() {
         let rows = c * k..(c + 1) * k;
-        let (g, d, qd) = (&g[rows.clone()], &out.d[rows.clone()], &out.qd[rows]);
+        let (g, d, qd) = (&g[rows.clone()], &d[rows.clone()], &qd[rows]);
         let fma = |a, b, acc| simd.mul_add_f32s(a, b, acc);
         let gd = sum_rows(simd, g, d, fma);
         let dqd = sum_rows(simd, d, qd, fma);
         let test = simd.mul_add_f32s(gd_weight, gd, simd.mul_f32s(dqd_weight, dqd));
         put::<S>(&mut lanes, c, test);
     }
-    Trial { decrease: lane_sum(&lanes), moving: simd.reduce_max_f32s(moving) > 0.0 }
+    lane_sum(&lanes)
 }
 
 #[cfg(test)]

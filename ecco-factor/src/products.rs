@@ -14,10 +14,12 @@
 use nalgebra::DMatrix;
 
 use crate::exec::Exec;
+use crate::lane_sums::{GROUP, lane_totals16};
 use crate::panels::LANES;
 
 /// Columns of `X` per block (a multiple of [`LANES`]).
 pub(crate) const BLOCK_COLS: usize = 256;
+const _: () = assert!(BLOCK_COLS.is_multiple_of(2 * LANES));
 
 /// `X [p, n]` in column blocks (see the module notes), the last one zero-padded.
 #[derive(Debug, Clone)]
@@ -89,22 +91,34 @@ impl pulp::WithSimd for WtXOp<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let (k, w_rows, xb, out) = (self.k, self.w_rows, self.xb, self.out);
-        let mut r0 = 0;
-        for rows in row_tiles(k, tile_rows::<S>()) {
-            match rows {
-                1 => wt_x_rows::<1>(k, r0, w_rows, xb, out),
-                2 => wt_x_rows::<2>(k, r0, w_rows, xb, out),
-                3 => wt_x_rows::<3>(k, r0, w_rows, xb, out),
-                4 => wt_x_rows::<4>(k, r0, w_rows, xb, out),
-                5 => wt_x_rows::<5>(k, r0, w_rows, xb, out),
-                6 => wt_x_rows::<6>(k, r0, w_rows, xb, out),
-                7 => wt_x_rows::<7>(k, r0, w_rows, xb, out),
-                8 => wt_x_rows::<8>(k, r0, w_rows, xb, out),
-                9 => wt_x_rows::<9>(k, r0, w_rows, xb, out),
-                _ => wt_x_rows::<10>(k, r0, w_rows, xb, out),
-            }
-            r0 += rows;
+        // With 32 registers of 512 bits, two panels at a time: each broadcast entry
+        // of `W` then feeds two multiply-adds.
+        if size_of::<S::f32s>() >= 64 {
+            wt_x_tiles::<2>(k, tile_rows::<S>(), w_rows, xb, out);
+        } else {
+            wt_x_tiles::<1>(k, tile_rows::<S>(), w_rows, xb, out);
         }
+    }
+}
+
+/// [`wt_x_rows`] for each tile of at most `max_rows` rows, `P` panels at a time.
+#[inline(always)]
+fn wt_x_tiles<const P: usize>(k: usize, max_rows: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
+    let mut r0 = 0;
+    for rows in row_tiles(k, max_rows) {
+        match rows {
+            1 => wt_x_rows::<1, P>(k, r0, w_rows, xb, out),
+            2 => wt_x_rows::<2, P>(k, r0, w_rows, xb, out),
+            3 => wt_x_rows::<3, P>(k, r0, w_rows, xb, out),
+            4 => wt_x_rows::<4, P>(k, r0, w_rows, xb, out),
+            5 => wt_x_rows::<5, P>(k, r0, w_rows, xb, out),
+            6 => wt_x_rows::<6, P>(k, r0, w_rows, xb, out),
+            7 => wt_x_rows::<7, P>(k, r0, w_rows, xb, out),
+            8 => wt_x_rows::<8, P>(k, r0, w_rows, xb, out),
+            9 => wt_x_rows::<9, P>(k, r0, w_rows, xb, out),
+            _ => wt_x_rows::<10, P>(k, r0, w_rows, xb, out),
+        }
+        r0 += rows;
     }
 }
 
@@ -123,21 +137,30 @@ fn row_tiles(k: usize, max: usize) -> impl Iterator<Item = usize> {
     (0..count).map(move |t| k / count + usize::from(t < k % count))
 }
 
+/// Rows `r0 .. r0 + R` of `Wᵀ X_b`, `P` panels at a time: `P R` accumulators of
+/// [`LANES`] columns over the rows of `X`, each entry of `W` broadcast to the `P`
+/// panels (the block's panel count is a multiple of `P`).
 #[inline(always)]
-fn wt_x_rows<const R: usize>(k: usize, r0: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
+fn wt_x_rows<const R: usize, const P: usize>(k: usize, r0: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
     let p = w_rows.len() / k;
     let out = out.as_chunks_mut::<LANES>().0;
-    for (x_panel, out_panel) in xb.chunks_exact(p * LANES).zip(out.chunks_exact_mut(k)) {
-        let mut acc = [[0.0_f32; LANES]; R];
-        for (xv, w) in x_panel.as_chunks::<LANES>().0.iter().zip(w_rows.chunks_exact(k)) {
+    for (xs, outs) in xb.chunks_exact(P * p * LANES).zip(out.chunks_exact_mut(P * k)) {
+        let x: [&[[f32; LANES]]; P] = std::array::from_fn(|j| xs[j * p * LANES..(j + 1) * p * LANES].as_chunks::<LANES>().0);
+        let mut acc = [[[0.0_f32; LANES]; R]; P];
+        for (i, w) in w_rows.chunks_exact(k).enumerate() {
             let w = &w[r0..r0 + R];
-            for rr in 0..R {
-                for l in 0..LANES {
-                    acc[rr][l] = w[rr].mul_add(xv[l], acc[rr][l]);
+            for (acc, x) in acc.iter_mut().zip(&x) {
+                let xv = &x[i];
+                for rr in 0..R {
+                    for l in 0..LANES {
+                        acc[rr][l] = w[rr].mul_add(xv[l], acc[rr][l]);
+                    }
                 }
             }
         }
-        out_panel[r0..r0 + R].copy_from_slice(&acc);
+        for (j, acc) in acc.iter().enumerate() {
+            outs[j * k + r0..j * k + r0 + R].copy_from_slice(acc);
+        }
     }
 }
 
@@ -179,51 +202,48 @@ impl pulp::WithSimd for HXtOp<'_> {
     }
 }
 
-/// Rows `r0 .. r0 + R` of `H_b X_bᵀ`: for each row of `X` and each SIMD vector of a
-/// panel row (explicit SIMD: the compiler did not vectorise this loop for 256-bit
-/// vectors), `R` accumulators over the block's panels, each loaded vector of `X`
-/// shared by the `R` rows of `H`; then each row's lanes are added by [`lane_total`].
+/// Rows `r0 .. r0 + R` of `H_b X_bᵀ`, in groups of [`GROUP`] rows of `X`: for two rows
+/// of `X` at a time and each SIMD vector of a panel row, `2 R` accumulators over the
+/// block's panels (each loaded vector of `H` shared by the two rows of `X`, each
+/// vector of `X` by the `R` rows of `H`), kept per lane; then the lanes of each
+/// group are added by [`lane_totals16`] (the order of [`lane_total`](crate::lane_sums::lane_total)).
 #[inline(always)]
 fn h_xt_rows<S: pulp::Simd, const R: usize>(simd: S, k: usize, r0: usize, h: &[f32], xb: &[f32], out: &mut [f32]) {
     let p = xb.len() / BLOCK_COLS;
     let nc = LANES / S::F32_LANES;
+    let zero = simd.splat_f32s(0.0);
     // Panel `i` of `H` is `k` rows of `nc` vectors, panel `i` of `X` is `p` rows.
-    let hv = S::as_simd_f32s(h).0;
-    let xv = S::as_simd_f32s(xb).0;
-    for pi in 0..p {
-        let mut lanes = [[0.0_f32; LANES]; R];
-        for c in 0..nc {
-            let mut acc = [simd.splat_f32s(0.0); R];
-            let x_rows = xv[pi * nc + c..].iter().step_by(p * nc);
-            let h_rows = hv[r0 * nc + c..].chunks(k * nc);
-            for (&x, h_panel) in x_rows.zip(h_rows) {
-                for (r, a) in acc.iter_mut().enumerate() {
-                    *a = simd.mul_add_f32s(h_panel[r * nc], x, *a);
+    let h_panels = S::as_simd_f32s(h).0.chunks_exact(k * nc);
+    let x_panels = S::as_simd_f32s(xb).0.chunks_exact(p * nc);
+    let mut stage = [[[0.0_f32; LANES]; GROUP]; R];
+    for g0 in (0..p).step_by(GROUP) {
+        let rows = GROUP.min(p - g0);
+        for i in (0..rows).step_by(2) {
+            // The second row of an odd group's last pair repeats the first (and is
+            // not kept).
+            let i1 = if i + 1 < rows { i + 1 } else { i };
+            for c in 0..nc {
+                let (mut a0, mut a1) = ([zero; R], [zero; R]);
+                for (xp, hp) in x_panels.clone().zip(h_panels.clone()) {
+                    let (x0, x1) = (xp[(g0 + i) * nc + c], xp[(g0 + i1) * nc + c]);
+                    let hp = &hp[r0 * nc + c..];
+                    for r in 0..R {
+                        let hr = hp[r * nc];
+                        a0[r] = simd.mul_add_f32s(hr, x0, a0[r]);
+                        a1[r] = simd.mul_add_f32s(hr, x1, a1[r]);
+                    }
+                }
+                for r in 0..R {
+                    S::as_mut_simd_f32s(&mut stage[r][i]).0[c] = a0[r];
+                    S::as_mut_simd_f32s(&mut stage[r][i1]).0[c] = a1[r];
                 }
             }
-            for (row, a) in lanes.iter_mut().zip(acc) {
-                S::as_mut_simd_f32s(row).0[c] = a;
-            }
         }
-        for (r, row) in lanes.iter().enumerate() {
-            out[(r0 + r) * p + pi] = lane_total(row);
+        for (r, rows_r) in stage.iter().enumerate() {
+            let sums = lane_totals16(simd, rows_r);
+            out[(r0 + r) * p + g0..][..rows].copy_from_slice(&sums[..rows]);
         }
     }
-}
-
-/// Sum of the lanes as a fixed pairwise tree (a few vector adds, not a chain of
-/// [`LANES`] dependent ones).
-#[inline(always)]
-fn lane_total(v: &[f32; LANES]) -> f32 {
-    let mut w = *v;
-    let mut half = LANES / 2;
-    while half > 0 {
-        for l in 0..half {
-            w[l] += w[l + half];
-        }
-        half /= 2;
-    }
-    w[0]
 }
 
 /// Adds `Z Zᵀ` of the panels `z` (`k` rows each) to `out` (`k × k`).
@@ -279,8 +299,9 @@ mod tests {
 
     #[test]
     fn block_products_match_naive() {
-        for k in [3, 7, 10] {
-            let (p, n) = (9, BLOCK_COLS + 40);
+        // p: fewer rows than one group of lane sums, an odd number over two groups.
+        for (k, p) in [(3, 9), (7, 9), (10, 9), (10, 33), (4, 16)] {
+            let n = BLOCK_COLS + 40;
             let x = DMatrix::from_fn(p, n, |i, j| ((i * 31 + j * 17) % 13) as f32 / 13.0);
             let data = BlockedData::new(&x, &Exec::Sequential);
             assert_eq!((data.p(), data.n(), data.blocks()), (p, n, 2));
@@ -298,7 +319,7 @@ mod tests {
                 let xb = data.block(b);
                 let mut scalar = vec![0.0; block_len];
                 pulp::Simd::vectorize(pulp::Scalar, WtXOp { k, w_rows, xb, out: &mut scalar });
-                assert_eq!(out, &scalar[..], "k={k}");
+                assert_eq!(out, &scalar[..], "k={k} p={p}");
                 let mut part = vec![0.0; k * p];
                 let hb = &hp.as_slice()[b * block_len..(b + 1) * block_len];
                 h_xt_block(k, hb, data.block(b), &mut part);
