@@ -11,7 +11,10 @@
 //! `Q d` accumulates a tile of up to [`max_tile_rows`] output rows at once (one
 //! register per row), reading each vector of `d` once per tile: one output row at a
 //! time would be a chain of `k` dependent multiply-adds. `Q` is packed tile by tile,
-//! column-major within a tile, so the kernel reads it in order.
+//! column-major within a tile, so the kernel reads it in order. [`trial2`] runs the
+//! trials of two panels together: each broadcast entry of `Q` feeds both panels'
+//! accumulators (tiles of up to [`max_pair_tile_rows`]), and the two dependency
+//! chains overlap.
 
 use pulp::Simd;
 
@@ -336,14 +339,18 @@ pub(crate) fn trial<S: Simd>(
     Trial { decrease: decrease(simd, q.k, g, out.d, out.qd, sigma), moving }
 }
 
+/// One panel's part of [`trial2`]: `z`, `g`, the step `alpha` and where the trial
+/// point goes.
+pub(crate) type TrialInput<'a, V> = (&'a [V], &'a [V], f32, TrialPoint<'a, V>);
+
 /// One trial on each of two panels (as [`trial`] on each, with one [`apply2`]).
 #[inline(always)]
 pub(crate) fn trial2<S: Simd>(
     simd: S,
     q: &PackedQ,
     sigma: f32,
-    (z_a, g_a, alpha_a, out_a): (&[S::f32s], &[S::f32s], f32, TrialPoint<'_, S::f32s>),
-    (z_b, g_b, alpha_b, out_b): (&[S::f32s], &[S::f32s], f32, TrialPoint<'_, S::f32s>),
+    (z_a, g_a, alpha_a, out_a): TrialInput<'_, S::f32s>,
+    (z_b, g_b, alpha_b, out_b): TrialInput<'_, S::f32s>,
 ) -> (Trial, Trial) {
     let moving_a = trial_point(simd, z_a, g_a, alpha_a, out_a.zn, out_a.d);
     let moving_b = trial_point(simd, z_b, g_b, alpha_b, out_b.zn, out_b.d);

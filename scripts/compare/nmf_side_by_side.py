@@ -6,10 +6,12 @@
 Run it with the fixture environment's Python (scripts/fixtures/requirements-factor.txt).
 The matrix is ``factor.py``'s ``synthetic_activations`` (which
 ``ecco_factor::synthetic_activations`` reproduces bit for bit), as float32, as Ecco feeds
-scikit-learn. Each round times one scikit-learn fit (``NMF(n_components=10,
-init='random', random_state=0, max_iter=500)``, in this process, Python start-up not
-counted) and then one fit of ours (``ecco-factor``'s ``nmf_time`` example, fit only, data
-generation not counted), so both sides see the same moment of a noisy machine. It prints
+scikit-learn. Each round times a scikit-learn fit (``NMF(n_components=10,
+init='random', random_state=0, max_iter=500)``, in this process, the second of two
+back to back, so that its BLAS threads are awake; Python start-up not counted), waits
+a second (BLAS worker threads spin for a while after a call and
+would slow the other side), then times one fit of ours (``ecco-factor``'s ``nmf_time`` example, fit only, data
+generation not counted, in a fresh process), so both sides see the same moment of a noisy machine. It prints
 each side's median and minimum, and scikit-learn's time over ours per round and overall.
 The binary is built with ``cargo build --release -p ecco-factor --example nmf_time``
 unless ``--bin`` is given.
@@ -31,6 +33,8 @@ import numpy as np  # noqa: E402
 from factor import BIG, synthetic_activations  # noqa: E402
 from sklearn.decomposition import NMF  # noqa: E402
 
+# Seconds to wait between the two sides.
+IDLE = 1.0
 RUN = re.compile(r"run 0: ([0-9.]+) s wall, [0-9.]+ s CPU, (\d+) iterations, error ([0-9.]+)")
 
 
@@ -71,8 +75,14 @@ def main() -> None:
     ours(binary, args.threads)
     sk, me, ratios = [], [], []
     for r in range(args.rounds):
+        # Two fits back to back; the second, with its BLAS threads awake, is timed.
+        sklearn_fit(x)
         sk_fit = sklearn_fit(x)
+        # OpenBLAS's and OpenMP's worker threads spin for a while after a call:
+        # let them go idle before timing ours.
+        time.sleep(IDLE)
         our_fit = ours(binary, args.threads)
+        time.sleep(IDLE)
         sk.append(sk_fit[0])
         me.append(our_fit[0])
         ratios.append(sk_fit[0] / our_fit[0])
