@@ -33,7 +33,13 @@ pub(crate) fn lane_totals16<S: pulp::Simd>(simd: S, rows: &[[f32; LANES]; GROUP]
         return transposed_v4(v4, rows);
     }
     let _ = simd;
-    std::array::from_fn(|i| lane_total(&rows[i]))
+    // A loop rather than `array::from_fn`, whose closure is not always inlined into
+    // the caller's instruction set.
+    let mut out = [0.0; GROUP];
+    for (o, row) in out.iter_mut().zip(rows) {
+        *o = lane_total(row);
+    }
+    out
 }
 
 /// [`lane_totals16`] with AVX-512: four levels of pairing two vectors, moving the
