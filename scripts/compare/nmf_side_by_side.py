@@ -6,13 +6,13 @@
 Run it with the fixture environment's Python (scripts/fixtures/requirements-factor.txt).
 The matrix is ``factor.py``'s ``synthetic_activations`` (which
 ``ecco_factor::synthetic_activations`` reproduces bit for bit), as float32, as Ecco feeds
-scikit-learn. Each round times a scikit-learn fit (``NMF(n_components=10,
-init='random', random_state=0, max_iter=500)``, in this process, the second of two
-back to back, so that its BLAS threads are awake; Python start-up not counted), waits
-a second (BLAS worker threads spin for a while after a call and
-would slow the other side), then times one fit of ours (``ecco-factor``'s ``nmf_time`` example, fit only, data
-generation not counted, in a fresh process), so both sides see the same moment of a noisy machine. It prints
-each side's median and minimum, and scikit-learn's time over ours per round and overall.
+scikit-learn. Each round times a scikit-learn fit (``NMF(n_components=10, init='random',
+random_state=0, max_iter=500)``, in this process, the second of two back to back, so that
+its BLAS threads are awake; Python start-up not counted), waits a second (BLAS worker
+threads spin for a while after a call and would slow the other side), then times one fit
+of ours (``ecco-factor``'s ``nmf_time`` example, fit only, data generation not counted,
+in a fresh process), so both sides see the same moment of a noisy machine. It prints each
+side's median and minimum, and scikit-learn's time over ours per round and overall.
 The binary is built with ``cargo build --release -p ecco-factor --example nmf_time``
 unless ``--bin`` is given.
 """
@@ -55,6 +55,7 @@ def ours(binary: Path, threads: int) -> tuple[float, int, float]:
 
 
 def sklearn_fit(x: np.ndarray) -> tuple[float, int, float]:
+    """What factor.py's ``sklearn_nmf`` runs, with only the fit timed (not the error)."""
     t0 = time.perf_counter()
     model = NMF(n_components=BIG["components"], init="random", random_state=0, max_iter=500)
     w = model.fit_transform(x)
@@ -71,8 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     binary = args.bin or build()
     x = synthetic_activations(BIG["positions"], BIG["neurons"], BIG["rank"], BIG["seed"]).astype(np.float32)
-    sk_fit = sklearn_fit(x)  # warm-up (imports, BLAS threads)
-    ours(binary, args.threads)
+    ours(binary, args.threads)  # warm-up (the binary into the page cache)
     sk, me, ratios = [], [], []
     for r in range(args.rounds):
         # Two fits back to back; the second, with its BLAS threads awake, is timed.
