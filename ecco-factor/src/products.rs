@@ -89,42 +89,30 @@ impl pulp::WithSimd for WtXOp<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let (k, w_rows, xb, out) = (self.k, self.w_rows, self.xb, self.out);
-        // With 32 registers of 512 bits, two panels at a time: each broadcast entry
-        // of `W` then feeds two multiply-adds.
-        if size_of::<S::f32s>() >= 64 {
-            wt_x_tiles::<2>(k, tile_rows::<S>(), w_rows, xb, out);
-        } else {
-            wt_x_tiles::<1>(k, tile_rows::<S>(), w_rows, xb, out);
+        let mut r0 = 0;
+        for rows in row_tiles(k, tile_rows::<S>()) {
+            match rows {
+                1 => wt_x_rows::<S, 1>(simd, k, r0, w_rows, xb, out),
+                2 => wt_x_rows::<S, 2>(simd, k, r0, w_rows, xb, out),
+                3 => wt_x_rows::<S, 3>(simd, k, r0, w_rows, xb, out),
+                4 => wt_x_rows::<S, 4>(simd, k, r0, w_rows, xb, out),
+                5 => wt_x_rows::<S, 5>(simd, k, r0, w_rows, xb, out),
+                6 => wt_x_rows::<S, 6>(simd, k, r0, w_rows, xb, out),
+                7 => wt_x_rows::<S, 7>(simd, k, r0, w_rows, xb, out),
+                8 => wt_x_rows::<S, 8>(simd, k, r0, w_rows, xb, out),
+                9 => wt_x_rows::<S, 9>(simd, k, r0, w_rows, xb, out),
+                _ => wt_x_rows::<S, 10>(simd, k, r0, w_rows, xb, out),
+            }
+            r0 += rows;
         }
     }
 }
 
-/// [`wt_x_rows`] for each tile of at most `max_rows` rows, `P` panels at a time.
-#[inline(always)]
-fn wt_x_tiles<const P: usize>(k: usize, max_rows: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
-    let mut r0 = 0;
-    for rows in row_tiles(k, max_rows) {
-        match rows {
-            1 => wt_x_rows::<1, P>(k, r0, w_rows, xb, out),
-            2 => wt_x_rows::<2, P>(k, r0, w_rows, xb, out),
-            3 => wt_x_rows::<3, P>(k, r0, w_rows, xb, out),
-            4 => wt_x_rows::<4, P>(k, r0, w_rows, xb, out),
-            5 => wt_x_rows::<5, P>(k, r0, w_rows, xb, out),
-            6 => wt_x_rows::<6, P>(k, r0, w_rows, xb, out),
-            7 => wt_x_rows::<7, P>(k, r0, w_rows, xb, out),
-            8 => wt_x_rows::<8, P>(k, r0, w_rows, xb, out),
-            9 => wt_x_rows::<9, P>(k, r0, w_rows, xb, out),
-            _ => wt_x_rows::<10, P>(k, r0, w_rows, xb, out),
-        }
-        r0 += rows;
-    }
-}
-
-/// Rows of the factor per register tile for the SIMD type `S`: one accumulator per
-/// row and [`LANES`] columns, 10 of them (in 10 registers of 512 bits or 20 of
-/// 256 bits, of which there are only 16: 5 rows there).
+/// Rows of the factor per register tile for the SIMD type `S`: two columns of `R`
+/// accumulators (one SIMD vector each), 10 rows in 32 registers of 512 bits, 5 in 16
+/// of 256 bits.
 #[inline(always)]
 fn tile_rows<S: pulp::Simd>() -> usize {
     if size_of::<S::f32s>() >= 64 { 10 } else { 5 }
@@ -137,29 +125,38 @@ fn row_tiles(k: usize, max: usize) -> impl Iterator<Item = usize> {
     (0..count).map(move |t| k / count + usize::from(t < k % count))
 }
 
-/// Rows `r0 .. r0 + R` of `Wᵀ X_b`, `P` panels at a time: `P R` accumulators of
-/// [`LANES`] columns over the rows of `X`, each entry of `W` broadcast to the `P`
-/// panels (the block's panel count is a multiple of `P`).
+/// Rows `r0 .. r0 + R` of `Wᵀ X_b`. The block's panels are `nc = LANES / N` SIMD
+/// vectors wide, so the block is `BLOCK_COLS / N` vector-columns (panel `v / nc`,
+/// chunk `v % nc`); two at a time, `2 R` accumulators run over the rows of `X`, each
+/// broadcast entry of `W` feeding both. Every lane sees the same multiply-adds in the
+/// same order whatever `N` is.
 #[inline(always)]
-fn wt_x_rows<const R: usize, const P: usize>(k: usize, r0: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
+fn wt_x_rows<S: pulp::Simd, const R: usize>(simd: S, k: usize, r0: usize, w_rows: &[f32], xb: &[f32], out: &mut [f32]) {
     let p = w_rows.len() / k;
-    let out = out.as_chunks_mut::<LANES>().0;
-    for (xs, outs) in xb.chunks_exact(P * p * LANES).zip(out.chunks_exact_mut(P * k)) {
-        let x: [&[[f32; LANES]]; P] = std::array::from_fn(|j| xs[j * p * LANES..(j + 1) * p * LANES].as_chunks::<LANES>().0);
-        let mut acc = [[[0.0_f32; LANES]; R]; P];
+    let nc = LANES / S::F32_LANES;
+    let zero = simd.splat_f32s(0.0);
+    let xs = S::as_simd_f32s(xb).0;
+    let outs = S::as_mut_simd_f32s(out).0;
+    // Vector-column `v` of `X` is the `p` vectors `xs[base(v) + i nc]`, of the output
+    // the `k` vectors `outs[out_base(v) + r nc]`.
+    let base = |v: usize| (v / nc) * p * nc + v % nc;
+    let out_base = |v: usize| (v / nc) * k * nc + v % nc;
+    for v in (0..BLOCK_COLS / S::F32_LANES).step_by(2) {
+        let (x0, x1) = (&xs[base(v)..], &xs[base(v + 1)..]);
+        let (mut a0, mut a1) = ([zero; R], [zero; R]);
         for (i, w) in w_rows.chunks_exact(k).enumerate() {
+            let (xv0, xv1) = (x0[i * nc], x1[i * nc]);
             let w = &w[r0..r0 + R];
-            for (acc, x) in acc.iter_mut().zip(&x) {
-                let xv = &x[i];
-                for rr in 0..R {
-                    for l in 0..LANES {
-                        acc[rr][l] = w[rr].mul_add(xv[l], acc[rr][l]);
-                    }
-                }
+            for r in 0..R {
+                let wr = simd.splat_f32s(w[r]);
+                a0[r] = simd.mul_add_f32s(wr, xv0, a0[r]);
+                a1[r] = simd.mul_add_f32s(wr, xv1, a1[r]);
             }
         }
-        for (j, acc) in acc.iter().enumerate() {
-            outs[j * k + r0..j * k + r0 + R].copy_from_slice(acc);
+        let (o0, o1) = (out_base(v) + r0 * nc, out_base(v + 1) + r0 * nc);
+        for r in 0..R {
+            outs[o0 + r * nc] = a0[r];
+            outs[o1 + r * nc] = a1[r];
         }
     }
 }
