@@ -118,31 +118,34 @@ impl<V: Copy> PanelSolve<V> {
     #[inline(always)]
     pub(crate) fn consume<S: Simd<f32s = V>>(&mut self, simd: S, prob: &Problem<'_>, q: &PackedQ, tr: Trial) {
         let suff_decr = tr.decrease < 0.0;
-        if self.t == 0 {
-            self.decrease_alpha = !suff_decr;
-        }
+        // The first trial sets the direction of the search: shrink `alpha` after a
+        // failure, grow it after a success.
+        let decrease = if self.t == 0 { !suff_decr } else { self.decrease_alpha };
+        self.decrease_alpha = decrease;
         self.t += 1;
-        if self.decrease_alpha {
-            if suff_decr {
-                return self.end_iteration(simd, prob, q, Some(self.cur));
-            }
-            self.alpha *= BETA;
-        } else {
-            if !suff_decr {
-                return self.end_iteration(simd, prob, q, self.last_ok);
-            }
-            self.prev_moving = tr.moving;
-            self.last_ok = Some(self.cur);
-            self.cur = 1 - self.cur;
-            self.alpha /= BETA;
+        if decrease == suff_decr {
+            // A shrinking search found its step, or a growing one went too far: take
+            // this trial point, or the last one that passed. After the first trial
+            // this is the usual case, so the branch follows `t`, not the test, and
+            // the choice of point is data, not control flow.
+            let step = if decrease { Some(self.cur) } else { self.last_ok };
+            return self.end_iteration(simd, prob, q, step);
         }
+        // `decrease`: shrink and try again. Else the trial passed while growing:
+        // keep it and try a longer step.
+        let (shrunk, grown) = (self.alpha * BETA, self.alpha / BETA);
+        self.alpha = if decrease { shrunk } else { grown };
+        let kept = !decrease;
+        self.prev_moving = if kept { tr.moving } else { self.prev_moving };
+        self.last_ok = if kept { Some(self.cur) } else { self.last_ok };
+        self.cur ^= usize::from(kept);
         if self.t == MAX_TRIALS {
             // Out of trials: a shrinking search found nothing; when all 20
             // enlargements pass, Lin's code keeps the old point, but the last one
             // satisfies the decrease condition, so take it.
-            let step = if self.decrease_alpha { None } else { self.last_ok };
+            let step = if decrease { None } else { self.last_ok };
             self.end_iteration(simd, prob, q, step);
-        } else if !self.decrease_alpha && !self.prev_moving {
+        } else if kept && !self.prev_moving {
             // Lin's `Hp == Hn`: the last accepted trial clipped every moving entry,
             // so a longer step lands on the same point.
             self.end_iteration(simd, prob, q, self.last_ok);
