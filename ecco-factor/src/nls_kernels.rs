@@ -273,37 +273,46 @@ fn free_sq<S: Simd>(simd: S, z: S::f32s, g: S::f32s) -> S::f32s {
     simd.select_f32s(free, simd.mul_f32s(g, g), zero)
 }
 
-/// `‖P∇f‖²` of one chunk-major panel of `k` rows.
-#[inline(always)]
-pub(crate) fn panel_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], g: &[S::f32s]) -> f64 {
-    let mut lanes = [0.0; LANES];
-    for c in 0..chunks::<S>() {
-        let rows = c * k..(c + 1) * k;
-        let (z, g) = (&z[rows.clone()], &g[rows]);
-        let acc = sum_rows(simd, z, g, |z, g, acc| simd.add_f32s(acc, free_sq(simd, z, g)));
-        put::<S>(&mut lanes, c, acc);
-    }
-    lane_sum(&lanes)
-}
-
 /// `g = Q z − b` for one chunk-major panel; returns its `‖P∇f‖²`.
 #[inline(always)]
 pub(crate) fn refresh<S: Simd>(simd: S, q: &PackedQ, b: &[S::f32s], z: &[S::f32s], g: &mut [S::f32s]) -> f64 {
     apply(simd, q, z, g);
-    for (g, &b) in g.iter_mut().zip(b) {
-        *g = simd.sub_f32s(*g, b);
-    }
-    panel_pg(simd, q.k, z, g)
+    update_pg(simd, q.k, z, b, g, |g, b| simd.sub_f32s(g, b))
 }
 
 /// `g += qd` (the gradient at the new point `z` after a step `d`, `qd = Q d`) for
 /// one chunk-major panel; returns the new `‖P∇f‖²`.
 #[inline(always)]
 pub(crate) fn step_gradient<S: Simd>(simd: S, k: usize, z: &[S::f32s], qd: &[S::f32s], g: &mut [S::f32s]) -> f64 {
-    for (g, &qd) in g.iter_mut().zip(qd) {
-        *g = simd.add_f32s(*g, qd);
+    update_pg(simd, k, z, qd, g, |g, qd| simd.add_f32s(g, qd))
+}
+
+/// `g = f(g, v)` entry by entry and, in the same pass, the panel's `‖P∇f‖²` at `z`:
+/// per lane, `g²` where the entry is free to move, summed over the rows as
+/// [`sum_rows`] does, then over the lanes by [`lane_sum`].
+#[inline(always)]
+fn update_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], v: &[S::f32s], g: &mut [S::f32s], f: impl Fn(S::f32s, S::f32s) -> S::f32s) -> f64 {
+    let zero = simd.splat_f32s(0.0);
+    let mut lanes = [0.0; LANES];
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (z, v, g) = (&z[rows.clone()], &v[rows.clone()], &mut g[rows]);
+        let mut acc = [zero; 4];
+        let ((z4, z_rest), (v4, v_rest)) = (z.as_chunks::<4>(), v.as_chunks::<4>());
+        let (g4, g_rest) = g.as_chunks_mut::<4>();
+        for ((z, v), g) in z4.iter().zip(v4).zip(g4) {
+            for i in 0..4 {
+                g[i] = f(g[i], v[i]);
+                acc[i] = simd.add_f32s(acc[i], free_sq(simd, z[i], g[i]));
+            }
+        }
+        for (i, ((&z, &v), g)) in z_rest.iter().zip(v_rest).zip(g_rest).enumerate() {
+            *g = f(*g, v);
+            acc[i] = simd.add_f32s(acc[i], free_sq(simd, z, *g));
+        }
+        put::<S>(&mut lanes, c, simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3])));
     }
-    panel_pg(simd, k, z, g)
+    lane_sum(&lanes)
 }
 
 /// What one Armijo trial found.
@@ -334,9 +343,10 @@ pub(crate) fn trial<S: Simd>(
     (alpha, sigma): (f32, f32),
     out: TrialPoint<'_, S::f32s>,
 ) -> Trial {
-    let moving = trial_point(simd, z, g, alpha, out.zn, out.d);
+    let mut gd = [0.0; LANES];
+    let moving = trial_point(simd, q.k, z, g, alpha, out.zn, out.d, &mut gd);
     apply(simd, q, out.d, out.qd);
-    Trial { decrease: decrease(simd, q.k, g, out.d, out.qd, sigma), moving }
+    Trial { decrease: decrease(simd, q.k, &gd, out.d, out.qd, sigma), moving }
 }
 
 /// One panel's part of [`trial2`]: `z`, `g`, the step `alpha` and where the trial
@@ -352,46 +362,76 @@ pub(crate) fn trial2<S: Simd>(
     (z_a, g_a, alpha_a, out_a): TrialInput<'_, S::f32s>,
     (z_b, g_b, alpha_b, out_b): TrialInput<'_, S::f32s>,
 ) -> (Trial, Trial) {
-    let moving_a = trial_point(simd, z_a, g_a, alpha_a, out_a.zn, out_a.d);
-    let moving_b = trial_point(simd, z_b, g_b, alpha_b, out_b.zn, out_b.d);
+    let (mut gd_a, mut gd_b) = ([0.0; LANES], [0.0; LANES]);
+    let moving_a = trial_point(simd, q.k, z_a, g_a, alpha_a, out_a.zn, out_a.d, &mut gd_a);
+    let moving_b = trial_point(simd, q.k, z_b, g_b, alpha_b, out_b.zn, out_b.d, &mut gd_b);
     apply2(simd, q, (out_a.d, out_a.qd), (out_b.d, out_b.qd));
     (
-        Trial { decrease: decrease(simd, q.k, g_a, out_a.d, out_a.qd, sigma), moving: moving_a },
-        Trial { decrease: decrease(simd, q.k, g_b, out_b.d, out_b.qd, sigma), moving: moving_b },
+        Trial { decrease: decrease(simd, q.k, &gd_a, out_a.d, out_a.qd, sigma), moving: moving_a },
+        Trial { decrease: decrease(simd, q.k, &gd_b, out_b.d, out_b.qd, sigma), moving: moving_b },
     )
 }
 
-/// `zn = P[z − α g]`, `d = zn − z`; returns whether some entry moved without being
-/// clipped.
+/// `zn = P[z − α g]`, `d = zn − z` and, per lane, `⟨g, d⟩` into `gd` (summed as
+/// [`sum_rows`] does); returns whether some entry moved without being clipped.
 #[inline(always)]
-fn trial_point<S: Simd>(simd: S, z: &[S::f32s], g: &[S::f32s], alpha: f32, zn: &mut [S::f32s], d: &mut [S::f32s]) -> bool {
+#[allow(clippy::too_many_arguments)]
+fn trial_point<S: Simd>(
+    simd: S,
+    k: usize,
+    z: &[S::f32s],
+    g: &[S::f32s],
+    alpha: f32,
+    zn: &mut [S::f32s],
+    d: &mut [S::f32s],
+    gd: &mut Row,
+) -> bool {
     let zero = simd.splat_f32s(0.0);
     let one = simd.splat_f32s(1.0);
     let neg_alpha = simd.splat_f32s(-alpha);
     let mut moving = zero;
-    for (((&z, &g), zn), d) in z.iter().zip(g).zip(zn.iter_mut()).zip(d.iter_mut()) {
+    // One entry: its trial value and step, `⟨g, d⟩` accumulated, `moving` updated.
+    let mut entry = |z: S::f32s, g: S::f32s, zn: &mut S::f32s, d: &mut S::f32s, acc: &mut S::f32s| {
         let t = simd.mul_add_f32s(neg_alpha, g, z);
         let v = simd.max_f32s(t, zero);
+        let step = simd.sub_f32s(v, z);
         *zn = v;
-        *d = simd.sub_f32s(v, z);
+        *d = step;
+        *acc = simd.mul_add_f32s(g, step, *acc);
         let free = simd.and_m32s(simd.greater_than_f32s(t, zero), simd.not_m32s(simd.equal_f32s(g, zero)));
         moving = simd.select_f32s(free, one, moving);
+    };
+    for c in 0..chunks::<S>() {
+        let rows = c * k..(c + 1) * k;
+        let (z, g, zn, d) = (&z[rows.clone()], &g[rows.clone()], &mut zn[rows.clone()], &mut d[rows]);
+        let mut acc = [zero; 4];
+        let ((z4, z_rest), (g4, g_rest)) = (z.as_chunks::<4>(), g.as_chunks::<4>());
+        let ((zn4, zn_rest), (d4, d_rest)) = (zn.as_chunks_mut::<4>(), d.as_chunks_mut::<4>());
+        for (((z, g), zn), d) in z4.iter().zip(g4).zip(zn4).zip(d4) {
+            for i in 0..4 {
+                entry(z[i], g[i], &mut zn[i], &mut d[i], &mut acc[i]);
+            }
+        }
+        for (i, (((&z, &g), zn), d)) in z_rest.iter().zip(g_rest).zip(zn_rest).zip(d_rest).enumerate() {
+            entry(z, g, zn, d, &mut acc[i]);
+        }
+        put::<S>(gd, c, simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3])));
     }
     simd.reduce_max_f32s(moving) > 0.0
 }
 
-/// Lin's sufficient-decrease test value `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩`.
+/// Lin's sufficient-decrease test value `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩`, with `⟨g, d⟩`
+/// per lane from [`trial_point`].
 #[inline(always)]
-fn decrease<S: Simd>(simd: S, k: usize, g: &[S::f32s], d: &[S::f32s], qd: &[S::f32s], sigma: f32) -> f64 {
+fn decrease<S: Simd>(simd: S, k: usize, gd: &Row, d: &[S::f32s], qd: &[S::f32s], sigma: f32) -> f64 {
     let (gd_weight, dqd_weight) = (simd.splat_f32s(1.0 - sigma), simd.splat_f32s(0.5));
+    let gd = S::as_simd_f32s(gd).0;
     let mut lanes = [0.0; LANES];
     for c in 0..chunks::<S>() {
         let rows = c * k..(c + 1) * k;
-        let (g, d, qd) = (&g[rows.clone()], &d[rows.clone()], &qd[rows]);
-        let fma = |a, b, acc| simd.mul_add_f32s(a, b, acc);
-        let gd = sum_rows(simd, g, d, fma);
-        let dqd = sum_rows(simd, d, qd, fma);
-        let test = simd.mul_add_f32s(gd_weight, gd, simd.mul_f32s(dqd_weight, dqd));
+        let (d, qd) = (&d[rows.clone()], &qd[rows]);
+        let dqd = sum_rows(simd, d, qd, |a, b, acc| simd.mul_add_f32s(a, b, acc));
+        let test = simd.mul_add_f32s(gd_weight, gd[c], simd.mul_f32s(dqd_weight, dqd));
         put::<S>(&mut lanes, c, test);
     }
     lane_sum(&lanes)
