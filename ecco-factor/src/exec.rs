@@ -49,18 +49,17 @@ impl Exec {
     }
 
     /// `f(i, chunk)` for each chunk of `len` items of `data`, in parallel unless
-    /// sequential.
-    pub(crate) fn for_each_chunk<T, F>(&self, data: &mut [T], len: usize, f: F)
+    /// sequential; the results in chunk order.
+    pub(crate) fn map_chunks<T, R, F>(&self, data: &mut [T], len: usize, f: F) -> Vec<R>
     where
         T: Send,
-        F: Fn(usize, &mut [T]) + Sync + Send,
+        R: Send,
+        F: Fn(usize, &mut [T]) -> R + Sync + Send,
     {
         if self.parallel() && data.len() > len {
-            self.run(|| {
-                data.par_chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
-            });
+            self.run(|| data.par_chunks_mut(len).enumerate().map(|(i, c)| f(i, c)).collect())
         } else {
-            data.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+            data.chunks_mut(len).enumerate().map(|(i, c)| f(i, c)).collect()
         }
     }
 }

@@ -104,15 +104,9 @@ pub(crate) fn check_finite_f64(what: &'static str, m: &DMatrix<f64>) -> Result<(
     Ok(())
 }
 
-/// Checks an NMF input: non-empty, finite and non-negative.
-pub(crate) fn check_nmf_input(x: &DMatrix<f32>) -> Result<()> {
-    check_not_empty("NMF input", x)?;
-    // One branch-free pass first (NaN and +inf are outside `0..=MAX`); the loop
-    // below only runs to name the first bad entry.
-    let clean = x.as_slice().chunks(4096).all(|c| c.iter().fold(true, |ok, &v| ok & (0.0..=f32::MAX).contains(&v)));
-    if clean {
-        return Ok(());
-    }
+/// The error for the first entry of `x` (column by column) that is not finite, or
+/// negative; `Ok` if there is none.
+pub(crate) fn first_bad_nmf_entry(x: &DMatrix<f32>) -> Result<()> {
     for (j, col) in x.column_iter().enumerate() {
         for (i, &v) in col.iter().enumerate() {
             if !v.is_finite() {

@@ -7,7 +7,7 @@ use crate::alternating::Solver;
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::init::random_init;
-use crate::matrix::check_nmf_input;
+use crate::matrix::{check_not_empty, first_bad_nmf_entry};
 use crate::products::BlockedData;
 
 /// NMF settings; build with [`Nmf::new`] and the chained setters, then [`Nmf::fit`].
@@ -123,13 +123,20 @@ impl Nmf {
         F: FnMut(usize, f64),
     {
         self.validate()?;
-        check_nmf_input(x)?;
+        check_not_empty("NMF input", x)?;
+        let exec = Exec::new(self.threads)?;
+        // The solver's copy of `x` is made while checking it (and summing it for the
+        // initial scale): one read of `x` for all three.
+        let (data, scan) = BlockedData::new(x, &exec);
+        if !scan.valid {
+            first_bad_nmf_entry(x)?;
+        }
         let (n_samples, n_features) = x.shape();
         let (k, clamped_from) =
             if self.n_components > n_samples { (n_samples, Some(self.n_components)) } else { (self.n_components, None) };
-        let (wt, h) = random_init(mean(x.as_slice()), k, n_samples, n_features, self.seed);
-        let exec = Exec::new(self.threads)?;
-        let mut solver = Solver::new(BlockedData::new(x, &exec), &wt, &h, &exec);
+        let mean = scan.sum / x.len() as f64;
+        let (wt, h) = random_init(mean, k, n_samples, n_features, self.seed);
+        let mut solver = Solver::new(data, &wt, &h, &exec);
         let outcome = solver.run(self.tol, self.max_iter, &mut progress);
         let (wt, h) = solver.factors();
         let reconstruction_error = reconstruction_error(x, &wt, &h, &exec);
@@ -185,19 +192,6 @@ impl NmfResult {
         pairs.truncate(n);
         Some(pairs)
     }
-}
-
-/// The mean of `values` (not empty), summed in `f64` over 8 interleaved lanes.
-fn mean(values: &[f32]) -> f64 {
-    let mut lanes = [0.0_f64; 8];
-    let (chunks, rest) = values.as_chunks::<8>();
-    for c in chunks {
-        for (s, &v) in lanes.iter_mut().zip(c) {
-            *s += f64::from(v);
-        }
-    }
-    let total = lanes.iter().sum::<f64>() + rest.iter().map(|&v| f64::from(v)).sum::<f64>();
-    total / values.len() as f64
 }
 
 /// `‖X − W H‖_F`, accumulated in `f64` one column block at a time (blocks on

@@ -29,23 +29,38 @@ pub(crate) struct BlockedData {
     data: Vec<f32>,
 }
 
+/// What [`BlockedData::new`] saw of the data while copying it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Scan {
+    /// Whether every entry is finite and non-negative.
+    pub(crate) valid: bool,
+    /// The sum of the entries: per block of columns in `f64` over 8 interleaved
+    /// lanes, then over the blocks in order (so the same whatever the thread count).
+    pub(crate) sum: f64,
+}
+
 impl BlockedData {
-    /// Copies `x` into blocks, block by block on `exec`.
-    pub(crate) fn new(x: &DMatrix<f32>, exec: &Exec) -> Self {
+    /// Copies `x` into blocks, block by block on `exec`, checking and summing the
+    /// entries on the way (one read of `x` for all three).
+    pub(crate) fn new(x: &DMatrix<f32>, exec: &Exec) -> (Self, Scan) {
         let (p, n) = x.shape();
         let blocks = n.div_ceil(BLOCK_COLS);
         let mut data = vec![0.0; blocks * p * BLOCK_COLS];
         let columns = x.as_slice();
-        exec.for_each_chunk(&mut data, p * BLOCK_COLS, |b, block| {
+        let scans = exec.map_chunks(&mut data, p * BLOCK_COLS, |b, block| {
             let first = b * BLOCK_COLS;
-            for c in first..n.min(first + BLOCK_COLS) {
+            let last = n.min(first + BLOCK_COLS);
+            for c in first..last {
                 let base = ((c - first) / LANES) * p * LANES + c % LANES;
                 for (r, &v) in columns[c * p..(c + 1) * p].iter().enumerate() {
                     block[base + r * LANES] = v;
                 }
             }
+            scan(&columns[first * p..last * p])
         });
-        Self { p, n, data }
+        let valid = scans.iter().all(|s| s.valid);
+        let sum = scans.iter().map(|s| s.sum).sum();
+        (Self { p, n, data }, Scan { valid, sum })
     }
 
     /// Rows `p` of `X`.
@@ -69,6 +84,24 @@ impl BlockedData {
         let len = self.p * BLOCK_COLS;
         &self.data[b * len..(b + 1) * len]
     }
+}
+
+/// [`Scan`] of one run of entries.
+fn scan(values: &[f32]) -> Scan {
+    let mut lanes = [0.0_f64; 8];
+    let mut valid = true;
+    let (chunks, rest) = values.as_chunks::<8>();
+    for c in chunks {
+        for (s, &v) in lanes.iter_mut().zip(c) {
+            valid &= (0.0..=f32::MAX).contains(&v);
+            *s += f64::from(v);
+        }
+    }
+    for &v in rest {
+        valid &= (0.0..=f32::MAX).contains(&v);
+    }
+    let sum = lanes.iter().sum::<f64>() + rest.iter().map(|&v| f64::from(v)).sum::<f64>();
+    Scan { valid, sum }
 }
 
 /// `out = Wᵀ X_b` for one block: `w_rows` is `W [p, k]` row-major, `out` the block's
@@ -326,7 +359,9 @@ mod tests {
         for (k, p) in [(3, 9), (7, 9), (10, 9), (10, 33), (4, 16)] {
             let n = BLOCK_COLS + 40;
             let x = DMatrix::from_fn(p, n, |i, j| ((i * 31 + j * 17) % 13) as f32 / 13.0);
-            let data = BlockedData::new(&x, &Exec::Sequential);
+            let (data, scan) = BlockedData::new(&x, &Exec::Sequential);
+            assert!(scan.valid);
+            assert!((scan.sum - x.iter().map(|&v| f64::from(v)).sum::<f64>()).abs() < 1e-9 * scan.sum);
             assert_eq!((data.p(), data.n(), data.blocks()), (p, n, 2));
             let wt = DMatrix::from_fn(k, p, |i, j| (i + 2 * j) as f32 / 10.0);
             let h = DMatrix::from_fn(k, n, |i, j| ((i + j) % 7) as f32 / 7.0);
