@@ -387,20 +387,8 @@ fn trial_point<S: Simd>(
     gd: &mut Row,
 ) -> bool {
     let zero = simd.splat_f32s(0.0);
-    let one = simd.splat_f32s(1.0);
     let neg_alpha = simd.splat_f32s(-alpha);
     let mut moving = zero;
-    // One entry: its trial value and step, `⟨g, d⟩` accumulated, `moving` updated.
-    let mut entry = |z: S::f32s, g: S::f32s, zn: &mut S::f32s, d: &mut S::f32s, acc: &mut S::f32s| {
-        let t = simd.mul_add_f32s(neg_alpha, g, z);
-        let v = simd.max_f32s(t, zero);
-        let step = simd.sub_f32s(v, z);
-        *zn = v;
-        *d = step;
-        *acc = simd.mul_add_f32s(g, step, *acc);
-        let free = simd.and_m32s(simd.greater_than_f32s(t, zero), simd.not_m32s(simd.equal_f32s(g, zero)));
-        moving = simd.select_f32s(free, one, moving);
-    };
     for c in 0..chunks::<S>() {
         let rows = c * k..(c + 1) * k;
         let (z, g, zn, d) = (&z[rows.clone()], &g[rows.clone()], &mut zn[rows.clone()], &mut d[rows]);
@@ -409,15 +397,38 @@ fn trial_point<S: Simd>(
         let ((zn4, zn_rest), (d4, d_rest)) = (zn.as_chunks_mut::<4>(), d.as_chunks_mut::<4>());
         for (((z, g), zn), d) in z4.iter().zip(g4).zip(zn4).zip(d4) {
             for i in 0..4 {
-                entry(z[i], g[i], &mut zn[i], &mut d[i], &mut acc[i]);
+                (zn[i], d[i]) = trial_entry(simd, neg_alpha, z[i], g[i], &mut acc[i], &mut moving);
             }
         }
         for (i, (((&z, &g), zn), d)) in z_rest.iter().zip(g_rest).zip(zn_rest).zip(d_rest).enumerate() {
-            entry(z, g, zn, d, &mut acc[i]);
+            (*zn, *d) = trial_entry(simd, neg_alpha, z, g, &mut acc[i], &mut moving);
         }
         put::<S>(gd, c, simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3])));
     }
     simd.reduce_max_f32s(moving) > 0.0
+}
+
+/// One entry of [`trial_point`]: returns its trial value and step, adds `g d` to
+/// `acc` and sets `moving` to 1 in the lanes that moved without being clipped. (A
+/// function, not a closure: closures are not always inlined into the caller's
+/// instruction set.)
+#[inline(always)]
+fn trial_entry<S: Simd>(
+    simd: S,
+    neg_alpha: S::f32s,
+    z: S::f32s,
+    g: S::f32s,
+    acc: &mut S::f32s,
+    moving: &mut S::f32s,
+) -> (S::f32s, S::f32s) {
+    let zero = simd.splat_f32s(0.0);
+    let t = simd.mul_add_f32s(neg_alpha, g, z);
+    let v = simd.max_f32s(t, zero);
+    let step = simd.sub_f32s(v, z);
+    *acc = simd.mul_add_f32s(g, step, *acc);
+    let free = simd.and_m32s(simd.greater_than_f32s(t, zero), simd.not_m32s(simd.equal_f32s(g, zero)));
+    *moving = simd.select_f32s(free, simd.splat_f32s(1.0), *moving);
+    (v, step)
 }
 
 /// Lin's sufficient-decrease test value `(1 − σ) ⟨g, d⟩ + ½ ⟨d, Q d⟩`, with `⟨g, d⟩`
