@@ -194,32 +194,65 @@ impl NmfResult {
     }
 }
 
-/// `‖X − W H‖_F`, accumulated in `f64` one column block at a time (blocks on
-/// `exec`, their sums added in block order).
+/// `‖X − W H‖_F`, one block of columns at a time on `exec` (their sums added in
+/// block order): per column, `W h` in `f32` as `k` scaled columns of `W` added in
+/// order, then the squared residual in `f64`.
 fn reconstruction_error(x: &DMatrix<f32>, wt: &DMatrix<f32>, h: &DMatrix<f32>, exec: &Exec) -> f64 {
     let w = wt.transpose();
     let (p, n) = x.shape();
+    let k = h.nrows();
     let block = 1024;
     let partial = |b: usize| {
-        let start = b * block;
-        let len = block.min(n - start);
-        let mut wh = DMatrix::<f32>::zeros(p, len);
-        wh.gemm(1.0, &w, &h.columns(start, len), 0.0);
-        // Column-major: the block's columns are one run of `x`.
-        let xb = &x.as_slice()[start * p..(start + len) * p];
-        let mut lanes = [0.0_f64; 8];
-        let (xc, x_rest) = xb.as_chunks::<8>();
-        let (wc, w_rest) = wh.as_slice().as_chunks::<8>();
-        for (xs, ws) in xc.iter().zip(wc) {
-            for l in 0..8 {
-                let r = f64::from(xs[l]) - f64::from(ws[l]);
-                lanes[l] += r * r;
-            }
-        }
-        let rest: f64 = x_rest.iter().zip(w_rest).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
-        lanes.iter().sum::<f64>() + rest
+        let columns = b * block..n.min((b + 1) * block);
+        let x_cols = &x.as_slice()[columns.start * p..columns.end * p];
+        let h_cols = &h.as_slice()[columns.start * k..columns.end * k];
+        pulp::Arch::new().dispatch(Residual { p, k, w: w.as_slice(), h_cols, x_cols })
     };
     exec.map_indexed(n.div_ceil(block), partial).iter().sum::<f64>().sqrt()
+}
+
+/// `‖X_b − W H_b‖²` for columns `x_cols` of `X` and `h_cols` of `H`, with `w` the
+/// column-major `[p, k]` matrix `W`. Plain loops (no fused multiply-add, so the same
+/// result everywhere), compiled for the best instruction set by `pulp`.
+struct Residual<'a> {
+    p: usize,
+    k: usize,
+    w: &'a [f32],
+    h_cols: &'a [f32],
+    x_cols: &'a [f32],
+}
+
+impl pulp::WithSimd for Residual<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+        let (p, k) = (self.p, self.k);
+        let mut wh = vec![0.0_f32; p];
+        let mut lanes = [0.0_f64; 8];
+        let mut rest = 0.0_f64;
+        for (hc, xc) in self.h_cols.chunks_exact(k).zip(self.x_cols.chunks_exact(p)) {
+            wh.fill(0.0);
+            for (&hv, wc) in hc.iter().zip(self.w.chunks_exact(p)) {
+                for (o, &wv) in wh.iter_mut().zip(wc) {
+                    *o += wv * hv;
+                }
+            }
+            let (x8, x_rest) = xc.as_chunks::<8>();
+            let (wh8, wh_rest) = wh.as_chunks::<8>();
+            for (xs, ws) in x8.iter().zip(wh8) {
+                for l in 0..8 {
+                    let r = f64::from(xs[l]) - f64::from(ws[l]);
+                    lanes[l] += r * r;
+                }
+            }
+            for (&xv, &wv) in x_rest.iter().zip(wh_rest) {
+                let r = f64::from(xv) - f64::from(wv);
+                rest += r * r;
+            }
+        }
+        lanes.iter().sum::<f64>() + rest
+    }
 }
 
 #[cfg(test)]
