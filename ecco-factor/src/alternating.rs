@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::exec::Exec;
 use crate::nls::{self, Problem, Stats};
 use crate::panels::{LANES, Panels};
-use crate::products::{BLOCK_COLS, BlockedData, add_gram, h_xt_block, wt_x_block};
+use crate::products::{BlockedData, add_gram, h_xt_block, wt_x_block};
 
 /// Lin's bound on the iterations of one half-step (`nlssubprob(..., 1000)` in his
 /// `nmf.m`).
@@ -70,10 +70,10 @@ impl<'e> Solver<'e> {
             exec,
             k,
             wt: Panels::from_matrix(wt, LANES),
-            h: Panels::from_matrix(h, BLOCK_COLS),
+            h: Panels::from_matrix(h, data.cols()),
             grad_w: Panels::zeros(k, p, LANES),
-            grad_h: Panels::zeros(k, n, BLOCK_COLS),
-            wtx: Panels::zeros(k, n, BLOCK_COLS),
+            grad_h: Panels::zeros(k, n, data.cols()),
+            wtx: Panels::zeros(k, n, data.cols()),
             hxt: Panels::zeros(k, p, LANES),
             hht: vec![0.0; k * k],
             parts,
@@ -168,7 +168,7 @@ impl<'e> Solver<'e> {
             part.hht.fill(0.0);
             add_gram(k, h, &mut part.hht);
         };
-        let len = k * BLOCK_COLS;
+        let len = k * data.cols();
         let (h, g, wtx) = (self.h.as_mut_slice(), self.grad_h.as_mut_slice(), self.wtx.as_mut_slice());
         if self.exec.parallel() && self.parts.len() > 1 {
             let parts = &mut self.parts;
@@ -178,6 +178,9 @@ impl<'e> Solver<'e> {
                     .zip(wtx.par_chunks_mut(len))
                     .zip(parts.par_iter_mut())
                     .enumerate()
+                    // One block per task, so that threads finishing early take the
+                    // remaining blocks one by one (blocks differ in solver work).
+                    .with_max_len(1)
                     .for_each(|(b, (((h, g), wtx), part))| job(b, h, g, wtx, part));
             });
         } else {
