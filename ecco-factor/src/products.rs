@@ -144,22 +144,7 @@ impl pulp::WithSimd for WtXOp<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let (k, w_rows, xb, out) = (self.k, self.w_rows, self.xb, self.out);
-        let mut r0 = 0;
-        for rows in row_tiles(k, tile_rows::<S>()) {
-            match rows {
-                1 => wt_x_rows::<S, 1>(simd, k, r0, w_rows, xb, out),
-                2 => wt_x_rows::<S, 2>(simd, k, r0, w_rows, xb, out),
-                3 => wt_x_rows::<S, 3>(simd, k, r0, w_rows, xb, out),
-                4 => wt_x_rows::<S, 4>(simd, k, r0, w_rows, xb, out),
-                5 => wt_x_rows::<S, 5>(simd, k, r0, w_rows, xb, out),
-                6 => wt_x_rows::<S, 6>(simd, k, r0, w_rows, xb, out),
-                7 => wt_x_rows::<S, 7>(simd, k, r0, w_rows, xb, out),
-                8 => wt_x_rows::<S, 8>(simd, k, r0, w_rows, xb, out),
-                9 => wt_x_rows::<S, 9>(simd, k, r0, w_rows, xb, out),
-                _ => wt_x_rows::<S, 10>(simd, k, r0, w_rows, xb, out),
-            }
-            r0 += rows;
-        }
+        each_row_tile!(wt_x_rows::<S>(simd, k, w_rows, xb, out));
     }
 }
 
@@ -177,6 +162,31 @@ fn row_tiles(k: usize, max: usize) -> impl Iterator<Item = usize> {
     let count = k.div_ceil(max).max(1);
     (0..count).map(move |t| k / count + usize::from(t < k % count))
 }
+
+/// Calls `$kernel::<S, R>(simd, k, r0, args…)` for each tile of [`row_tiles`] of the
+/// `k` rows (at most [`tile_rows`] for `S`), with `R` the tile's row count as a
+/// literal (1 to 10) and `r0` its first row.
+macro_rules! each_row_tile {
+    ($kernel:ident::<$s:ty>($simd:expr, $k:expr, $($arg:expr),*)) => {{
+        let mut r0 = 0;
+        for rows in row_tiles($k, tile_rows::<$s>()) {
+            match rows {
+                1 => $kernel::<$s, 1>($simd, $k, r0, $($arg),*),
+                2 => $kernel::<$s, 2>($simd, $k, r0, $($arg),*),
+                3 => $kernel::<$s, 3>($simd, $k, r0, $($arg),*),
+                4 => $kernel::<$s, 4>($simd, $k, r0, $($arg),*),
+                5 => $kernel::<$s, 5>($simd, $k, r0, $($arg),*),
+                6 => $kernel::<$s, 6>($simd, $k, r0, $($arg),*),
+                7 => $kernel::<$s, 7>($simd, $k, r0, $($arg),*),
+                8 => $kernel::<$s, 8>($simd, $k, r0, $($arg),*),
+                9 => $kernel::<$s, 9>($simd, $k, r0, $($arg),*),
+                _ => $kernel::<$s, 10>($simd, $k, r0, $($arg),*),
+            }
+            r0 += rows;
+        }
+    }};
+}
+use each_row_tile;
 
 /// Rows `r0 .. r0 + R` of `Wᵀ X_b`. The block's panels are `nc = LANES / N` SIMD
 /// vectors wide, so a block of `c` columns is `c / N` vector-columns (panel `v / nc`,
@@ -259,22 +269,7 @@ impl pulp::WithSimd for HXtOp<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let (k, h, xb, out) = (self.k, self.h, self.xb, self.out);
-        let mut r0 = 0;
-        for rows in row_tiles(k, tile_rows::<S>()) {
-            match rows {
-                1 => h_xt_rows::<S, 1>(simd, k, r0, h, xb, out),
-                2 => h_xt_rows::<S, 2>(simd, k, r0, h, xb, out),
-                3 => h_xt_rows::<S, 3>(simd, k, r0, h, xb, out),
-                4 => h_xt_rows::<S, 4>(simd, k, r0, h, xb, out),
-                5 => h_xt_rows::<S, 5>(simd, k, r0, h, xb, out),
-                6 => h_xt_rows::<S, 6>(simd, k, r0, h, xb, out),
-                7 => h_xt_rows::<S, 7>(simd, k, r0, h, xb, out),
-                8 => h_xt_rows::<S, 8>(simd, k, r0, h, xb, out),
-                9 => h_xt_rows::<S, 9>(simd, k, r0, h, xb, out),
-                _ => h_xt_rows::<S, 10>(simd, k, r0, h, xb, out),
-            }
-            r0 += rows;
-        }
+        each_row_tile!(h_xt_rows::<S>(simd, k, h, xb, out));
     }
 }
 
