@@ -20,6 +20,9 @@ use crate::products::{BlockedData, add_gram, h_xt_block, wt_x_block};
 /// `nmf.m`).
 const MAX_SUBPROBLEM_ITER: usize = 1000;
 
+/// Panels of `Wᵀ` per parallel task of the `W` half-step.
+const W_TASK_PANELS: usize = 2;
+
 /// How a run of the outer loop ended.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
@@ -138,7 +141,21 @@ impl<'e> Solver<'e> {
             panel_tol: tol / (self.wt.m().div_ceil(LANES) as f64).sqrt(),
             max_iter: MAX_SUBPROBLEM_ITER,
         };
-        nls::solve(&prob, self.hxt.as_slice(), self.wt.as_mut_slice(), self.grad_w.as_mut_slice())
+        let (b, z, g) = (self.hxt.as_slice(), self.wt.as_mut_slice(), self.grad_w.as_mut_slice());
+        if !self.exec.parallel() || z.len() <= W_TASK_PANELS * self.k * LANES {
+            return nls::solve(&prob, b, z, g);
+        }
+        // A few panels per task (the solver runs two at a time), merged in panel order.
+        let len = W_TASK_PANELS * self.k * LANES;
+        let stats: Vec<Vec<Stats>> = self.exec.run(|| {
+            b.par_chunks(len)
+                .zip(z.par_chunks_mut(len))
+                .zip(g.par_chunks_mut(len))
+                .with_max_len(1)
+                .map(|((b, z), g)| nls::solve_each(&prob, b, z, g))
+                .collect()
+        });
+        nls::merge_in_order(stats.into_iter().flatten())
     }
 
     /// One pass over the data: `Wᵀ X`, then the `H` half-step to `tol` (or, for

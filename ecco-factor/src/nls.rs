@@ -75,7 +75,19 @@ pub(crate) struct Problem<'a> {
 /// [`LANES`]), with right-hand side `b` of the same layout; on return `g` holds the
 /// gradient `Q Z − B` at the final `z`.
 pub(crate) fn solve(prob: &Problem<'_>, b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
+    merge_in_order(solve_each(prob, b, z, g))
+}
+
+/// [`solve`], with the statistics of each panel in panel order (for callers that
+/// split the panels among threads and merge the statistics with [`merge_in_order`]).
+pub(crate) fn solve_each(prob: &Problem<'_>, b: &[f32], z: &mut [f32], g: &mut [f32]) -> Vec<Stats> {
     pulp::Arch::new().dispatch(SolveOp { prob, b, z, g })
+}
+
+/// The statistics of all panels, merged in the order given (panel order), so that
+/// the sums do not depend on which thread or slot solved what.
+pub(crate) fn merge_in_order(stats: impl IntoIterator<Item = Stats>) -> Stats {
+    stats.into_iter().fold(Stats::default(), Stats::merge)
 }
 
 /// `g = Q Z − B` on every panel, without solving; returns `‖P∇f‖²`.
@@ -92,10 +104,10 @@ struct SolveOp<'a, 'p> {
 }
 
 impl pulp::WithSimd for SolveOp<'_, '_> {
-    type Output = Stats;
+    type Output = Vec<Stats>;
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) -> Stats {
+    fn with_simd<S: Simd>(self, simd: S) -> Vec<Stats> {
         let q = PackedQ::new(self.prob.k, self.prob.q, max_tile_rows::<S>());
         let q2 = PackedQ::new(self.prob.k, self.prob.q, max_pair_tile_rows::<S>());
         solve_panels(simd, self.prob, (&q, &q2), self.b, self.z, self.g)
@@ -150,7 +162,14 @@ fn rows_mut(s: &mut [f32]) -> &mut [Row] {
 /// Runs Lin's loop on every panel of `z`, two panels at a time (see the module
 /// notes); `q2` is `Q` packed for [`trial2`].
 #[inline(always)]
-fn solve_panels<S: Simd>(simd: S, prob: &Problem<'_>, (q, q2): (&PackedQ, &PackedQ), b: &[f32], z: &mut [f32], g: &mut [f32]) -> Stats {
+fn solve_panels<S: Simd>(
+    simd: S,
+    prob: &Problem<'_>,
+    (q, q2): (&PackedQ, &PackedQ),
+    b: &[f32],
+    z: &mut [f32],
+    g: &mut [f32],
+) -> Vec<Stats> {
     let k = prob.k;
     let (b, z, g) = (rows(b), rows_mut(z), rows_mut(g));
     let panels = z.len() / k.max(1);
@@ -195,8 +214,7 @@ fn solve_panels<S: Simd>(simd: S, prob: &Problem<'_>, (q, q2): (&PackedQ, &Packe
             (None, None) => break,
         }
     }
-    // In panel order, so that the sums do not depend on which slot ran what.
-    stats.into_iter().fold(Stats::default(), Stats::merge)
+    stats
 }
 
 /// A panel being solved (`panel: None` once written back).
@@ -305,7 +323,7 @@ mod tests {
     fn solve_with<S: Simd>(simd: S, prob: &Problem<'_>, b: &[f32], z0: &[f32]) -> (Vec<f32>, Vec<f32>, Stats) {
         let (mut z, mut g) = (z0.to_vec(), vec![0.0; z0.len()]);
         let stats = simd.vectorize(SolveOp { prob, b, z: &mut z, g: &mut g });
-        (z, g, stats)
+        (z, g, merge_in_order(stats))
     }
 
     #[test]

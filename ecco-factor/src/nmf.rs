@@ -272,7 +272,8 @@ mod tests {
 
     #[test]
     fn deterministic_for_a_seed_and_thread_count_free() -> Result<()> {
-        let x = synthetic_activations(30, 3000, 4, 5);
+        // 70 rows: five panels of `Wᵀ`, so the `W` half-step is split among threads.
+        let x = synthetic_activations(70, 3000, 4, 5);
         let a = Nmf::new(4).seed(3).threads(1).fit(&x)?;
         let b = Nmf::new(4).seed(3).threads(3).fit(&x)?;
         assert_eq!(a, b);
