@@ -48,6 +48,17 @@ impl Exec {
         if self.parallel() && n > 1 { self.run(|| (0..n).into_par_iter().map(&f).collect()) } else { (0..n).map(f).collect() }
     }
 
+    /// `(a(), b())`, side by side unless sequential.
+    pub(crate) fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        if self.parallel() { self.run(|| rayon::join(a, b)) } else { (a(), b()) }
+    }
+
     /// `f(i, chunk)` for each chunk of `len` items of `data`, in parallel unless
     /// sequential; the results in chunk order.
     pub(crate) fn map_chunks<T, R, F>(&self, data: &mut [T], len: usize, f: F) -> Vec<R>

@@ -6,7 +6,7 @@ use nalgebra::DMatrix;
 use crate::alternating::Solver;
 use crate::error::{Error, Result};
 use crate::exec::Exec;
-use crate::init::random_init;
+use crate::init::draw;
 use crate::matrix::{check_not_empty, first_bad_nmf_entry};
 use crate::products::BlockedData;
 
@@ -125,17 +125,17 @@ impl Nmf {
         self.validate()?;
         check_not_empty("NMF input", x)?;
         let exec = Exec::new(self.threads)?;
-        // The solver's copy of `x` is made while checking it (and summing it for the
-        // initial scale): one read of `x` for all three.
-        let (data, scan) = BlockedData::new(x, &exec);
-        if !scan.valid {
-            first_bad_nmf_entry(x)?;
-        }
         let (n_samples, n_features) = x.shape();
         let (k, clamped_from) =
             if self.n_components > n_samples { (n_samples, Some(self.n_components)) } else { (self.n_components, None) };
-        let mean = scan.sum / x.len() as f64;
-        let (wt, h) = random_init(mean, k, n_samples, n_features, self.seed);
+        // The solver's copy of `x` is made while checking it (and summing it for the
+        // initial scale): one read of `x` for all three. The random starting values
+        // are drawn meanwhile and scaled once the mean is known.
+        let ((data, scan), draws) = exec.join(|| BlockedData::new(x, &exec), || draw(k, n_samples, n_features, self.seed));
+        if !scan.valid {
+            first_bad_nmf_entry(x)?;
+        }
+        let (wt, h) = draws.scale(scan.sum / x.len() as f64);
         let mut solver = Solver::new(data, &wt, &h, &exec);
         let outcome = solver.run(self.tol, self.max_iter, &mut progress);
         let (wt, h) = solver.factors();
