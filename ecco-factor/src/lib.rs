@@ -59,6 +59,7 @@
 #![warn(missing_docs)]
 
 mod alternating;
+mod big_buffer;
 mod cca;
 mod cka;
 mod error;

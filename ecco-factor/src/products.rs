@@ -13,6 +13,7 @@
 
 use nalgebra::DMatrix;
 
+use crate::big_buffer::BigBuffer;
 use crate::exec::Exec;
 use crate::lane_sums::{GROUP, lane_totals16};
 use crate::panels::LANES;
@@ -34,13 +35,13 @@ pub(crate) fn block_cols(p: usize) -> usize {
 }
 
 /// `X [p, n]` in column blocks (see the module notes), the last one zero-padded.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct BlockedData {
     p: usize,
     n: usize,
     /// Columns per block, [`block_cols`] of `p`.
     cols: usize,
-    data: Vec<f32>,
+    data: BigBuffer,
 }
 
 /// What [`BlockedData::new`] saw of the data while copying it.
@@ -60,9 +61,9 @@ impl BlockedData {
         let (p, n) = x.shape();
         let cols = block_cols(p);
         let blocks = n.div_ceil(cols);
-        let mut data = vec![0.0; blocks * p * cols];
+        let mut data = BigBuffer::zeros(blocks * p * cols);
         let columns = x.as_slice();
-        let scans = exec.map_chunks(&mut data, p * cols, |b, block| {
+        let scans = exec.map_chunks(data.as_mut_slice(), p * cols, |b, block| {
             let first = b * cols;
             let last = n.min(first + cols);
             for c in first..last {
@@ -102,7 +103,7 @@ impl BlockedData {
     /// `[p][LANES]` row-major.
     pub(crate) fn block(&self, b: usize) -> &[f32] {
         let len = self.p * self.cols;
-        &self.data[b * len..(b + 1) * len]
+        &self.data.as_slice()[b * len..(b + 1) * len]
     }
 }
 
