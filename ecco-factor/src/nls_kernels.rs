@@ -262,6 +262,13 @@ fn sum_rows<S: Simd>(simd: S, a: &[S::f32s], b: &[S::f32s], f: impl Fn(S::f32s, 
     for (i, (&a, &b)) in a_rest.iter().zip(b_rest).enumerate() {
         acc[i] = f(a, b, acc[i]);
     }
+    add_accumulators(simd, acc)
+}
+
+/// The four interleaved row accumulators of [`sum_rows`] (and of the kernels that sum
+/// rows the same way while doing other work) added as `(0 + 1) + (2 + 3)`.
+#[inline(always)]
+fn add_accumulators<S: Simd>(simd: S, acc: [S::f32s; 4]) -> S::f32s {
     simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]))
 }
 
@@ -310,7 +317,7 @@ fn update_pg<S: Simd>(simd: S, k: usize, z: &[S::f32s], v: &[S::f32s], g: &mut [
             *g = f(*g, v);
             acc[i] = simd.add_f32s(acc[i], free_sq(simd, z, *g));
         }
-        put::<S>(&mut lanes, c, simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3])));
+        put::<S>(&mut lanes, c, add_accumulators(simd, acc));
     }
     lane_sum(&lanes)
 }
@@ -403,7 +410,7 @@ fn trial_point<S: Simd>(
         for (i, (((&z, &g), zn), d)) in z_rest.iter().zip(g_rest).zip(zn_rest).zip(d_rest).enumerate() {
             (*zn, *d) = trial_entry(simd, neg_alpha, z, g, &mut acc[i], &mut moving);
         }
-        put::<S>(gd, c, simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3])));
+        put::<S>(gd, c, add_accumulators(simd, acc));
     }
     simd.reduce_max_f32s(moving) > 0.0
 }
@@ -436,13 +443,13 @@ fn trial_entry<S: Simd>(
 #[inline(always)]
 fn decrease<S: Simd>(simd: S, k: usize, gd: &Row, d: &[S::f32s], qd: &[S::f32s], sigma: f32) -> f64 {
     let (gd_weight, dqd_weight) = (simd.splat_f32s(1.0 - sigma), simd.splat_f32s(0.5));
-    let gd = S::as_simd_f32s(gd).0;
     let mut lanes = [0.0; LANES];
-    for c in 0..chunks::<S>() {
+    // One vector of `gd` per chunk.
+    for (c, &gd) in S::as_simd_f32s(gd).0.iter().enumerate() {
         let rows = c * k..(c + 1) * k;
         let (d, qd) = (&d[rows.clone()], &qd[rows]);
         let dqd = sum_rows(simd, d, qd, |a, b, acc| simd.mul_add_f32s(a, b, acc));
-        let test = simd.mul_add_f32s(gd_weight, gd[c], simd.mul_f32s(dqd_weight, dqd));
+        let test = simd.mul_add_f32s(gd_weight, gd, simd.mul_f32s(dqd_weight, dqd));
         put::<S>(&mut lanes, c, test);
     }
     lane_sum(&lanes)
