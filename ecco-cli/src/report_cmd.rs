@@ -1,6 +1,6 @@
 //! `ecco report`: one self-contained HTML page (or its JSON) with every view a trace supports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -8,7 +8,7 @@ use ecco::{Output, ReportOptions};
 use ecco_attrib::Lens;
 use ecco_viz::{NeuronRef, Report};
 
-use crate::write::{check_writable, write_html, write_svg};
+use crate::write::{check_writable, stage};
 
 /// Arguments of `ecco report`.
 #[derive(Debug, Args)]
@@ -96,11 +96,18 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         progress: true,
     };
     let report = output.report(&options)?;
+    // All of the command's files or none: each is staged beside its target first, and only when
+    // every one is staged are they renamed into place.
+    let mut staged = Vec::new();
     if let Some(dir) = &args.svg_dir {
-        write_svgs(dir, &report)?;
+        staged.extend(stage_svgs(dir, &report)?);
     }
     if let Some(out) = &args.out {
-        write_html(out, &report)?;
+        let page = ecco_viz::render_html(&report)?;
+        staged.push((out.clone(), stage(out, page.as_bytes())?));
+    }
+    for (path, file) in staged {
+        file.persist(&path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
@@ -108,19 +115,27 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_svgs(dir: &std::path::Path, report: &Report) -> Result<()> {
+/// The heatmaps as SVG files in `dir`, staged (see [`stage`]).
+fn stage_svgs(dir: &Path, report: &Report) -> Result<Vec<(PathBuf, tempfile::NamedTempFile)>> {
     let texts: Vec<String> = report.tokens.tokens.iter().map(|t| t.text.clone()).collect();
+    let mut svgs = Vec::new();
     if let Some(v) = &report.rankings {
-        write_svg(&dir.join("rankings.svg"), &ecco_viz::rankings_svg(v))?;
+        svgs.push(("rankings.svg", ecco_viz::rankings_svg(v)));
     }
     if let Some(v) = &report.rankings_watch {
-        write_svg(&dir.join("rankings-watch.svg"), &ecco_viz::rankings_watch_svg(v))?;
+        svgs.push(("rankings-watch.svg", ecco_viz::rankings_watch_svg(v)));
     }
     if let Some(v) = &report.neurons {
-        write_svg(&dir.join("neurons.svg"), &ecco_viz::neurons_svg(v, &texts))?;
+        svgs.push(("neurons.svg", ecco_viz::neurons_svg(v, &texts)));
     }
     if let Some(v) = &report.nmf {
-        write_svg(&dir.join("nmf.svg"), &ecco_viz::nmf_svg(v, &report.tokens))?;
+        svgs.push(("nmf.svg", ecco_viz::nmf_svg(v, &report.tokens)));
     }
-    Ok(())
+    svgs.into_iter()
+        .map(|(name, svg)| {
+            let path = dir.join(name);
+            let file = stage(&path, svg.as_bytes())?;
+            Ok((path, file))
+        })
+        .collect()
 }

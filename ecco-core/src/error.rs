@@ -70,11 +70,13 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// The output directory exists and holds something that is not a trace bundle.
-    #[error("{path}: exists and is not an ecco trace bundle; refusing to overwrite it")]
+    /// The output path exists and is not something we may write a trace bundle into.
+    #[error("{path}: {reason}; refusing to overwrite it (nothing was changed)")]
     RefuseOverwrite {
         /// The output directory.
         path: PathBuf,
+        /// What is there.
+        reason: String,
     },
     /// A sequence is longer than the model's position embeddings allow.
     #[error("the sequence has {len} tokens but the model takes at most {max}")]

@@ -23,6 +23,6 @@ pub use error::{Error, Result};
 pub use model::{CausalLm, InputGradients, KvCache, LanguageModel, ModelInfo, ModelInputs, ModelKind, ModelOutput};
 pub use tensors::{F32Tensor, SafetensorsReader, write_safetensors};
 pub use trace::{
-    GenerationSettings, MaskedPrediction, PredictedToken, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel, check_output_dir,
-    read_trace_json,
+    GenerationSettings, MaskedPrediction, OutputDir, PredictedToken, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel,
+    check_output_dir, read_trace_json,
 };

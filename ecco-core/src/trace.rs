@@ -181,14 +181,19 @@ pub struct TraceBundle {
 }
 
 impl TraceBundle {
-    /// Writes the bundle to `dir` atomically: into a temporary sibling, then renamed.
+    /// Writes the bundle to `dir`.
     ///
-    /// An existing `dir` is replaced only if it is empty or an earlier trace bundle.
+    /// The two files are written into a fresh temporary sibling directory (created exclusively,
+    /// with an unpredictable name) and then moved into place. A `dir` that does not exist or is
+    /// empty receives the whole directory in one rename. A `dir` that already holds an ecco trace
+    /// keeps everything else it holds: only `trace.json` and `tensors.safetensors` are replaced,
+    /// each by one rename. Any other existing `dir` is refused before anything is written.
     ///
     /// # Errors
-    /// [`Error::RefuseOverwrite`] for a foreign directory, [`Error::Io`] when writing fails.
+    /// [`Error::RefuseOverwrite`] for a foreign directory or a path that is not a directory,
+    /// [`Error::Io`] when writing fails (nothing is then left behind).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        check_output_dir(dir)?;
+        let existing = check_output_dir(dir)?;
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -197,24 +202,26 @@ impl TraceBundle {
             std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         }
         let file_name = dir.file_name().map_or_else(|| "trace".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let result = self.write_into(&tmp).and_then(|()| {
-            if dir.exists() {
-                std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = tempfile::Builder::new().prefix(&format!(".{file_name}.tmp-")).tempdir_in(&parent).map_err(|e| Error::io(&parent, e))?;
+        self.write_into(tmp.path())?;
+        match existing {
+            OutputDir::Absent => {
+                let tmp = tmp.keep();
+                set_dir_permissions(&tmp);
+                std::fs::rename(&tmp, dir).map_err(|e| {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    Error::io(dir, e)
+                })
             }
-            std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
+            // Our own files only; the tensors first, so a reader never sees a new `trace.json`
+            // beside the old tensors. `tmp` (then empty) is removed when dropped.
+            OutputDir::Empty | OutputDir::Bundle => [TRACE_TENSORS, TRACE_JSON]
+                .into_iter()
+                .try_for_each(|name| std::fs::rename(tmp.path().join(name), dir.join(name)).map_err(|e| Error::io(dir.join(name), e))),
         }
-        result
     }
 
     fn write_into(&self, tmp: &Path) -> Result<()> {
-        if tmp.exists() {
-            std::fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
-        }
-        std::fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
         let mut trace = self.trace.clone();
         trace.tensors = self.tensors.keys().cloned().collect();
         let json_path = tmp.join(TRACE_JSON);
@@ -263,21 +270,72 @@ pub fn read_trace_json(dir: &Path) -> Result<Trace> {
     serde_json::from_value(value).map_err(|e| Error::Json { path, source: e })
 }
 
-/// Checks that a bundle may be written to `dir`: it does not exist, is empty, or holds an
-/// earlier trace bundle. Call it before long work so a bad `--out` fails at once.
+/// What [`check_output_dir`] found at an output path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputDir {
+    /// Nothing exists there yet.
+    Absent,
+    /// An empty directory.
+    Empty,
+    /// A directory holding an ecco trace (`trace.json` with `"format": "ecco-trace"`), perhaps
+    /// beside files of the user's, which are left alone.
+    Bundle,
+}
+
+/// Checks that a bundle may be written to `dir`: it does not exist, is an empty directory, or is
+/// a directory whose `trace.json` is an ecco trace. Call it before long work so a bad `--out`
+/// fails at once; nothing is written.
 ///
 /// # Errors
-/// [`Error::RefuseOverwrite`] or [`Error::Io`].
-pub fn check_output_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    if !dir.is_dir() {
-        return Err(Error::RefuseOverwrite { path: dir.to_path_buf() });
+/// [`Error::RefuseOverwrite`] (a file, a directory of someone else's files, a `trace.json` that
+/// is not ours) or [`Error::Io`].
+pub fn check_output_dir(dir: &Path) -> Result<OutputDir> {
+    let refuse = |reason: &str| Err(Error::RefuseOverwrite { path: dir.to_path_buf(), reason: reason.to_owned() });
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OutputDir::Absent),
+        Err(e) => return Err(Error::io(dir, e)),
+        Ok(_) if !dir.is_dir() => return refuse("it is not a directory"),
+        Ok(_) => {}
     }
     let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let empty = entries.next().is_none();
-    if empty || dir.join(TRACE_JSON).is_file() { Ok(()) } else { Err(Error::RefuseOverwrite { path: dir.to_path_buf() }) }
+    if entries.next().is_none() {
+        return Ok(OutputDir::Empty);
+    }
+    let json = dir.join(TRACE_JSON);
+    let regular = std::fs::symlink_metadata(&json).is_ok_and(|m| m.file_type().is_file());
+    for name in [TRACE_JSON, TRACE_TENSORS] {
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.file_type().is_file()) {
+            return refuse(&format!("its {name} is not a regular file"));
+        }
+    }
+    // The format marker is read with a small, bounded parse: a foreign `trace.json` may be huge.
+    let ours = regular && std::fs::File::open(&json).ok().is_some_and(|f| is_ecco_trace_json(f));
+    if ours { Ok(OutputDir::Bundle) } else { refuse("it is not empty and holds no ecco trace") }
+}
+
+/// Whether the start of a `trace.json` declares `"format": "ecco-trace"` (the key our writer
+/// puts first). Reads at most 4 KiB.
+fn is_ecco_trace_json(file: std::fs::File) -> bool {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    if file.take(4096).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&head);
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.starts_with(&format!("{{\"format\":\"{TRACE_FORMAT}\""))
+}
+
+/// A new bundle directory gets the permissions `mkdir` would give (`tempfile` makes it 0700).
+fn set_dir_permissions(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 #[cfg(test)]
@@ -324,6 +382,47 @@ mod tests {
         assert!(matches!(bundle.write(&foreign), Err(Error::RefuseOverwrite { .. })));
         assert!(foreign.join("keep.txt").exists());
         assert!(matches!(TraceBundle::read(&foreign), Err(Error::NotATrace { .. })));
+        Ok(())
+    }
+
+    /// The data-loss case of the hostile-input issue: a directory holding someone's files and a
+    /// `trace.json` that is not ours is refused untouched; a real bundle directory keeps the
+    /// user's other files when the bundle is replaced.
+    #[test]
+    fn never_deletes_what_it_did_not_write() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let bundle = TraceBundle { trace: Trace::new(&info(), "flex", vec!["a".into()], vec![1], 1), tensors: BTreeMap::new() };
+        let io = |e| Error::io("test", e);
+
+        let mine = tmp.path().join("m");
+        std::fs::create_dir_all(mine.join("sub")).map_err(io)?;
+        std::fs::write(mine.join(TRACE_JSON), "x\n").map_err(io)?;
+        std::fs::write(mine.join("thesis.tex"), "w\n").map_err(io)?;
+        assert!(matches!(bundle.write(&mine), Err(Error::RefuseOverwrite { .. })));
+        assert_eq!(std::fs::read_to_string(mine.join(TRACE_JSON)).map_err(io)?, "x\n");
+        assert_eq!(std::fs::read_to_string(mine.join("thesis.tex")).map_err(io)?, "w\n");
+        assert!(mine.join("sub").is_dir());
+
+        let out = tmp.path().join("out");
+        bundle.write(&out)?;
+        std::fs::write(out.join("report.html"), "r").map_err(io)?;
+        bundle.write(&out)?;
+        assert_eq!(std::fs::read_to_string(out.join("report.html")).map_err(io)?, "r");
+        assert!(TraceBundle::read(&out).is_ok());
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "f").map_err(io)?;
+        assert!(matches!(bundle.write(&file), Err(Error::RefuseOverwrite { .. })));
+        assert_eq!(std::fs::read_to_string(&file).map_err(io)?, "f");
+
+        // Nothing but the three entries made above: no temporary directory left behind.
+        let mut left: Vec<_> = std::fs::read_dir(tmp.path())
+            .map_err(io)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["file", "m", "out"]);
         Ok(())
     }
 }

@@ -89,4 +89,4 @@ pub use views::{
     AttentionView, AttributionView, LayerPredictionsView, ModelSummary, NeuronLoading, NeuronRef, NeuronsView, NmfView, Prediction,
     RankingsView, RankingsWatchView, Report, TokenEntry, TokensView,
 };
-pub use write::write_atomic;
+pub use write::{check_replaceable, stage, write_atomic};
