@@ -175,7 +175,7 @@ fn selection(
 /// The gradient of [`head_scores`] with respect to the logits, `[rows, vocab]`, without
 /// autodiff (so that threads can take it): the selection itself for logits, and
 /// `p * (select - sum(select * p))` for probabilities `p`.
-fn head_logit_gradients(
+pub(crate) fn head_logit_gradients(
     model: &dyn LanguageModel,
     h: Tensor<3>,
     targets: impl Iterator<Item = (u32, Option<u32>, f32)>,

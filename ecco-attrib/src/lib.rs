@@ -17,11 +17,14 @@
 //! - [`masked`]: masked LMs — predictions at a mask position and their attributions.
 //! - [`seq2seq`]: encoder-decoders (T5) — attributions over the encoder input and the decoder prefix.
 //! - [`gauss_legendre`](mod@gauss_legendre): captum's quadrature for integrated gradients.
+//! - [`hook_gradients`](mod@hook_gradients): the gradient of a target token's score at any hook
+//!   point (neuron attribution, attribution patching).
 
 pub mod attribute;
 mod engine;
 pub mod error;
 pub mod gauss_legendre;
+pub mod hook_gradients;
 pub mod lens;
 pub mod masked;
 pub mod method;
@@ -31,6 +34,7 @@ pub mod seq2seq;
 pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
 pub use engine::AttributionTarget;
 pub use error::{Error, Result};
+pub use hook_gradients::{GradientPath, HookTarget, hook_gradients, resolve_points};
 pub use lens::{
     LayerPrediction, Lens, check_compatible, layer_predictions, layer_predictions_at, rank, rankings, rankings_watch, rankings_watch_at,
     top_k,

@@ -129,6 +129,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         layers: args.capture.layers.clone(),
         hidden_states: args.capture.hidden_states,
         attention: args.capture.attention,
+        capture: args.capture.hook_patterns()?,
         progress: true,
     };
     let lm = args.model.load()?;
@@ -149,6 +150,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         layers: args.capture.layers.clone(),
         hidden_states: args.capture.hidden_states,
         attention: args.capture.attention,
+        capture: args.capture.hook_patterns()?,
         mask_topk: args.mask_topk,
         decoder_text: args.decoder_text.clone(),
         progress: true,

@@ -97,6 +97,20 @@ pub enum Error {
     /// A forward pass lacks an input the model needs (an encoder-decoder's decoder input).
     #[error("missing model input: {0}")]
     MissingInput(&'static str),
+    /// A hook name that is not in the contract or not in the model.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookNameError),
+    /// An intervention that does not fit the hook point it was applied to.
+    #[error("intervention on `{hook}`: {reason}")]
+    Intervention {
+        /// The hook point.
+        hook: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A tensor could not be read back from its device.
+    #[error("reading a tensor back from the device failed: {0}")]
+    Readback(String),
 }
 
 impl Error {

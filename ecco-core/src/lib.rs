@@ -7,6 +7,10 @@
 //!
 //! ## Crate map
 //! - [`model`]: [`LanguageModel`], [`CausalLm`], [`ModelInfo`], [`ModelKind`], inputs and outputs.
+//! - [`hooks`]: hook point names as typed data: [`HookPoint`], [`HookPattern`], [`Stack`],
+//!   [`BlockSite`]; `Display` / `FromStr` as `docs/hooks.md` writes them.
+//! - [`recorder`]: [`Hooks`], the one recorder every model emits its hook points into.
+//! - [`intervention`]: writable hooks ([`Intervention`], [`Edit`]) and [`GradientProbe`].
 //! - [`capture`]: [`CaptureSpec`], [`LayerSelection`], [`Logits`], [`StackCaptures`].
 //! - [`trace`]: [`Trace`], [`TraceBundle`] and the bundle's file names.
 //! - [`tensors`]: [`F32Tensor`], [`SafetensorsReader`], [`write_safetensors`].
@@ -14,13 +18,19 @@
 
 pub mod capture;
 pub mod error;
+pub mod hooks;
+pub mod intervention;
 pub mod model;
+pub mod recorder;
 pub mod tensors;
 pub mod trace;
 
 pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};
+pub use hooks::{BlockSite, Blocks, HookNameError, HookPattern, HookPoint, Site, SitePattern, Stack, hook_points, parse_hook_patterns};
+pub use intervention::{Edit, FnIntervention, GradientProbe, Intervention, position_axis};
 pub use model::{CausalLm, InputGradients, KvCache, LanguageModel, ModelInfo, ModelInputs, ModelKind, ModelOutput};
+pub use recorder::{BlockHooks, HookTensor, HookValue, Hooks};
 pub use tensors::{F32Tensor, SafetensorsReader, write_safetensors};
 pub use trace::{
     GenerationSettings, MaskedPrediction, OutputDir, PredictedToken, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel,

@@ -1,10 +1,14 @@
 //! The backend-agnostic model trait every architecture implements.
 
+use std::collections::BTreeMap;
+
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::capture::{CaptureSpec, StackCaptures};
 use crate::error::Result;
+use crate::hooks::{HookPoint, Stack};
+use crate::recorder::{HookTensor, Hooks};
 
 /// How a model reads and produces tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +82,8 @@ pub struct ModelOutput {
     pub decoder: Option<StackCaptures>,
     /// Cross-attention weights per decoder block, `[batch, heads, dec_seq, enc_seq]`.
     pub cross_attention: Vec<Tensor<4>>,
+    /// The hook points [`CaptureSpec::hooks`] selects, batch first.
+    pub hooks: BTreeMap<HookPoint, HookTensor>,
 }
 
 /// A transformer language model with capture hooks, on whichever device its weights live.
@@ -99,7 +105,23 @@ pub trait LanguageModel: Sync {
     ///
     /// # Errors
     /// When the inputs do not fit the model (too long a sequence, a missing decoder input).
-    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> Result<ModelOutput>;
+    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> Result<ModelOutput> {
+        self.forward_hooked(inputs, &mut Hooks::new(capture.clone()))
+    }
+
+    /// One forward pass emitting every hook point into `hooks` once, in order; `hooks` decides
+    /// what is recorded and what is changed ([`Hooks::with_intervention`]). The output's
+    /// captures are the recorder's ([`Hooks::finish`]).
+    ///
+    /// # Errors
+    /// As [`LanguageModel::forward`], and a failing intervention.
+    fn forward_hooked(&self, inputs: ModelInputs, hooks: &mut Hooks) -> Result<ModelOutput>;
+
+    /// The model's stacks and their numbers of blocks, which decide its hook points
+    /// ([`crate::hook_points`]): one [`Stack::Main`] unless the model says otherwise.
+    fn hook_stacks(&self) -> Vec<(Stack, usize)> {
+        vec![(Stack::Main, self.info().n_layers)]
+    }
 
     /// The final layer norm (GPT-2 `ln_f`), for the logit lens. `[batch, seq, hidden]`.
     fn final_norm(&self, hidden: Tensor<3>) -> Tensor<3>;
@@ -140,6 +162,15 @@ pub trait InputGradients: Send + Sync {
     /// # Errors
     /// A copy out of range, `copies` and the rows of different lengths, `len` past the sequence.
     fn backward(&self, copies: &[usize], cotangents: Tensor<3>) -> Result<Tensor<3>>;
+
+    /// The gradient at hook points: for `cotangent` `[1, seq, hidden]` on the final hidden
+    /// states of copy `copy`, the gradient of `sum(cotangent * last_hidden[copy])` with respect
+    /// to each of `points` the pass reaches, `[1, …]` as the hook's value. `None` when the
+    /// model's hand-written pass does not give them (callers fall back to autodiff).
+    fn hook_backward(&self, copy: usize, cotangent: Tensor<3>, points: &[HookPoint]) -> Option<Result<Vec<(HookPoint, HookTensor)>>> {
+        let _ = (copy, cotangent, points);
+        None
+    }
 
     /// The LM head's backward pass: the gradient with respect to the hidden states `h`
     /// `[rows, 1, hidden]` of `sum(dlogits * lm_head(h))`, for `dlogits` `[rows, 1, vocab]`.

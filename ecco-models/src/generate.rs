@@ -94,7 +94,7 @@ pub fn generate_seq2seq(model: &crate::t5::T5, input: &[u32], options: &Generate
     if input.iter().any(|&id| id as usize >= vocab) {
         return Err(Error::InvalidSetting("a token id is outside the model's vocabulary"));
     }
-    let encoder = model.encode(model.embed_ids(input), &ecco_core::CaptureSpec::none()).hidden;
+    let encoder = model.encode(model.embed_ids(input), &mut ecco_core::Hooks::new(ecco_core::CaptureSpec::none())).hidden;
     let mut state = model.start_decoding(&encoder);
     decode_loop(vec![model.config.decoder_start_token_id], options, on_token, |feed| Ok(model.decode_step(feed, &mut state)))
 }

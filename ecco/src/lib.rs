@@ -109,6 +109,7 @@ pub mod views;
 pub use {ecco_attrib, ecco_core, ecco_factor, ecco_models, ecco_viz};
 
 pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_methods};
+pub use ecco_core::{HookPattern, HookPoint, parse_hook_patterns};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
 pub use nmf::{NmfOptions, NmfOutcome};

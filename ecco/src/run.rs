@@ -55,6 +55,7 @@ impl Lm {
         };
         gen_options.validate(prompt_ids.len(), causal.info().max_positions)?;
         request.capture.layers.resolve(self.info().n_layers)?;
+        check_hooks(loaded, &request)?;
         let attribution = attribution_options(loaded, &request)?;
 
         let bar = progress::bar(options.progress, options.max_new_tokens as u64, "generating");
@@ -103,6 +104,7 @@ impl Lm {
         };
         gen_options.validate(input_ids.len(), None)?;
         request.capture.layers.resolve(seq2seq_layers(model))?;
+        check_hooks(loaded, request)?;
         let attribution = attribution_options(loaded, request)?;
 
         let bar = progress::bar(options.progress, options.max_new_tokens as u64, "generating");
@@ -175,6 +177,7 @@ impl Lm {
             // encoder's, `output_text` the decoder's text after its start token (as for
             // `generate`: special tokens skipped; empty without `decoder_text`).
             request.capture.layers.resolve(seq2seq_layers(model))?;
+            check_hooks(loaded, &request)?;
             let mut decoder_ids = vec![model.config.decoder_start_token_id];
             if let Some(decoder_text) = &options.decoder_text {
                 decoder_ids.extend(loaded.tokenizer.encode(decoder_text, false)?.ids);
@@ -187,6 +190,7 @@ impl Lm {
             return finish(self, trace, tensors, activation_layers, &request);
         }
         request.capture.layers.resolve(self.info().n_layers)?;
+        check_hooks(loaded, &request)?;
         let attribution = attribution_options(loaded, &request)?;
         let (tensors, activation_layers) = run_captures(loaded, &ids, &request)?;
         let mut trace = new_trace(loaded, &ids, ids.len())?;
@@ -216,6 +220,15 @@ fn attribution_options(loaded: &LoadedModel, request: &Request<'_>) -> Result<At
     Ok(AttributionOptions { target: request.target, contrast_with, ig_steps: request.ig_steps, ..AttributionOptions::default() })
 }
 
+/// Refuses hook patterns that select nothing in the model, before any work.
+fn check_hooks(loaded: &LoadedModel, request: &Request<'_>) -> Result<()> {
+    let stacks = loaded.model.as_lm().hook_stacks();
+    for pattern in &request.capture.hooks {
+        pattern.resolve(&stacks)?;
+    }
+    Ok(())
+}
+
 /// One capture pass over `ids`: the tensors and the activation layers they hold.
 fn run_captures(loaded: &LoadedModel, ids: &[u32], request: &Request<'_>) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
     capture_with(loaded, ids, None, request)
@@ -240,7 +253,7 @@ fn capture_with(
     request: &Request<'_>,
 ) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
     let capture = &request.capture;
-    if !(capture.hidden_states || capture.activations || capture.attention) || ids.is_empty() {
+    if !capture.records_anything() || ids.is_empty() {
         return Ok((BTreeMap::new(), Vec::new()));
     }
     let spinner = progress::spinner(request.progress, "capturing");

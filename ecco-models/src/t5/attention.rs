@@ -2,6 +2,7 @@
 //! with the relative-position bias of the first block shared by the others.
 
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use ecco_core::{BlockHooks, BlockSite};
 
 use crate::nn::matmul_few_rows;
 
@@ -86,41 +87,70 @@ pub struct Attention {
     pub d_kv: usize,
 }
 
+/// Which attention of a block an [`Attention`] call is: what it emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Self-attention: `attn.q`, `attn.k`, `attn.v`, `attn.pattern`, `attn.z`.
+    SelfAttention,
+    /// A decoder block's cross-attention: `cross_attn.pattern`.
+    Cross,
+}
+
 impl Attention {
-    /// `[batch, seq, inner]` to `[batch, heads, seq, d_kv]`.
-    fn split(&self, t: Tensor<3>) -> Tensor<4> {
-        let [batch, seq, _] = t.dims();
-        t.reshape([batch, seq, self.n_heads, self.d_kv]).swap_dims(1, 2)
+    /// `x @ wᵀ` split into heads, `[batch, seq, heads, d_kv]`.
+    fn project(&self, x: Tensor<3>, w: &Tensor<2>) -> Tensor<4> {
+        let [batch, seq, _] = x.dims();
+        linear(x, w).reshape([batch, seq, self.n_heads, self.d_kv])
     }
 
-    /// Keys and values of `source`, `[batch, heads, seq, d_kv]` each.
+    /// Keys and values of `source`, `[batch, heads, seq, d_kv]` each (cross-attention's, computed
+    /// once per encoder output, emit nothing).
     pub fn keys_values(&self, source: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
-        (self.split(linear(source.clone(), &self.k)), self.split(linear(source, &self.v)))
+        (self.project(source.clone(), &self.k).swap_dims(1, 2), self.project(source, &self.v).swap_dims(1, 2))
     }
 
-    /// `o(softmax(q kᵀ + bias) v)` for queries from `x`; returns the softmaxed weights too when
-    /// `want_weights`.
+    /// Self-attention's keys and values of `source` as [`Attention::keys_values`], emitted as
+    /// `attn.k` and `attn.v`.
+    pub fn self_keys_values(&self, source: Tensor<3>, hooks: &mut BlockHooks<'_>) -> (Tensor<4>, Tensor<4>) {
+        let k = hooks.emit(BlockSite::AttnK, self.project(source.clone(), &self.k));
+        let v = hooks.emit(BlockSite::AttnV, self.project(source, &self.v));
+        (k.swap_dims(1, 2), v.swap_dims(1, 2))
+    }
+
+    /// The queries of `x`, `[batch, heads, seq, d_kv]` (emitted as `attn.q` by self-attention).
+    pub fn queries(&self, x: Tensor<3>, role: Role, hooks: &mut BlockHooks<'_>) -> Tensor<4> {
+        let q = self.project(x, &self.q);
+        let q = if role == Role::SelfAttention { hooks.emit(BlockSite::AttnQ, q) } else { q };
+        q.swap_dims(1, 2)
+    }
+
+    /// `o(softmax(q kᵀ + bias) v)`, emitting what `role` says.
     ///
     /// # Shapes
-    /// `x`: `[batch, seq, d_model]`; `k`, `v`: `[batch, heads, keys, d_kv]`; `bias`
-    /// (position bias plus mask): `[1, heads, seq, keys]`; weights `[batch, heads, seq, keys]`.
+    /// `q`: `[batch, heads, seq, d_kv]`; `k`, `v`: `[batch, heads, keys, d_kv]`; `bias`
+    /// (position bias plus mask): `[1, heads, seq, keys]`; output `[batch, seq, d_model]`.
     pub fn attend(
         &self,
-        x: Tensor<3>,
+        q: Tensor<4>,
         k: Tensor<4>,
         v: Tensor<4>,
         bias: Option<&Tensor<4>>,
-        want_weights: bool,
-    ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let [batch, seq, _] = x.dims();
-        let q = self.split(linear(x, &self.q));
+        role: Role,
+        hooks: &mut BlockHooks<'_>,
+    ) -> Tensor<3> {
+        let [batch, _, seq, _] = q.dims();
+        let own = role == Role::SelfAttention;
         let mut scores = q.matmul(k.swap_dims(2, 3));
         if let Some(bias) = bias {
             scores = scores + bias.clone();
         }
-        let weights = activation::softmax(scores, 3);
-        let context = weights.clone().matmul(v).swap_dims(1, 2).reshape([batch, seq, self.n_heads * self.d_kv]);
-        (linear(context, &self.o), want_weights.then_some(weights))
+        let pattern = if own { BlockSite::AttnPattern } else { BlockSite::CrossAttnPattern };
+        let weights = hooks.emit(pattern, activation::softmax(scores, 3));
+        let mut z = weights.matmul(v).swap_dims(1, 2);
+        if own {
+            z = hooks.emit(BlockSite::AttnZ, z);
+        }
+        linear(z.reshape([batch, seq, self.n_heads * self.d_kv]), &self.o)
     }
 }
 
