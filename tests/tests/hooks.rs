@@ -144,36 +144,36 @@ fn writing_back_a_recorded_value_leaves_the_logits_bit_identical() -> Result<()>
 /// when given.
 fn zeroed(case: &Case, point: HookPoint, neurons: Option<&[usize]>) -> Result<Model> {
     let Some(block) = point.block_index() else { bail!("{point} is not in a block") };
-    // Rows of an `[in, out]` weight, or columns of an `[out, in]` one, are the neurons.
-    let zero = |w: &Tensor<2>, rows: bool| -> Tensor<2> {
+    // The rows of an `[in, out]` weight are the neurons.
+    let zero = |w: &Tensor<2>| -> Tensor<2> {
         let Some(neurons) = neurons else { return w.zeros_like() };
-        let [a, b] = w.dims();
-        let mut keep = vec![1f32; if rows { a } else { b }];
+        let [a, _] = w.dims();
+        let mut keep = vec![1f32; a];
         for &n in neurons {
             keep[n] = 0.0;
         }
-        let shape = if rows { [a, 1] } else { [1, b] };
+        let shape = [a, 1];
         w.clone() * Tensor::<2>::from_data(burn::tensor::TensorData::new(keep, shape), &w.device())
     };
     Ok(match &case.loaded.model {
         Model::Gpt2(m) => {
             let mut m = m.clone();
             let c_proj = &mut m.h[block].mlp.c_proj;
-            c_proj.weight = zero(&c_proj.weight, true);
+            c_proj.weight = zero(&c_proj.weight);
             c_proj.host = None;
             Model::Gpt2(m)
         }
         Model::Bert(m) => {
             let mut m = m.clone();
-            let output = &mut m.layer[block].output;
-            output.weight = zero(&output.weight, true);
+            let down = &mut m.layer[block].ffn.down;
+            down.weight = zero(&down.weight);
             Model::Bert(m)
         }
         Model::T5(m) => {
             let mut m = m.clone();
             let stack = if point.stack == Stack::Encoder { &mut m.encoder } else { &mut m.decoder };
-            let ffn = &mut stack.block[block].ffn;
-            ffn.wo = zero(&ffn.wo, false);
+            let down = &mut stack.block[block].ffn.down;
+            down.weight = zero(&down.weight);
             Model::T5(m)
         }
     })

@@ -1,10 +1,10 @@
 //! Bidirectional self-attention with its output projection and post-norm
-//! (`BertSelfAttention` with eager attention, `BertSelfOutput`).
+//! (`BertSelfAttention` with eager attention, `BertSelfOutput`), around the shared [`Attend`].
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::Tensor;
 use ecco_core::{BlockHooks, BlockSite};
 
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{Attend, LayerNorm, Linear, Role, split_heads};
 
 /// One layer's self-attention block.
 #[derive(Clone, Debug)]
@@ -19,8 +19,8 @@ pub struct Attention {
     pub output: Linear,
     /// `attention.output.LayerNorm`, applied to the residual sum.
     pub layer_norm: LayerNorm,
-    /// Number of heads.
-    pub n_heads: usize,
+    /// Heads, scaled by `1/sqrt(head_dim)`.
+    pub core: Attend,
 }
 
 impl Attention {
@@ -31,19 +31,12 @@ impl Attention {
     /// # Shapes
     /// `x`: `[batch, seq, hidden]`; `mask`: additive, `[batch, 1, 1, seq]`.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>, hooks: &mut BlockHooks<'_>) -> Tensor<3> {
-        let [batch, seq, hidden] = x.dims();
-        let head_dim = hidden / self.n_heads;
-        let mut split = |t: Tensor<3>, site: BlockSite| hooks.emit(site, t.reshape([batch, seq, self.n_heads, head_dim])).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()), BlockSite::AttnQ);
-        let k = split(self.key.forward(x.clone()), BlockSite::AttnK);
-        let v = split(self.value.forward(x.clone()), BlockSite::AttnV);
-        let mut scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
-        if let Some(mask) = mask {
-            scores = scores + mask.clone();
-        }
-        let weights = hooks.emit(BlockSite::AttnPattern, activation::softmax(scores, 3));
-        let z = hooks.emit(BlockSite::AttnZ, weights.matmul(v).swap_dims(1, 2));
-        let attn_out = hooks.emit(BlockSite::AttnOut, self.output.forward(z.reshape([batch, seq, hidden])));
+        let heads = self.core.n_heads;
+        let q = split_heads(self.query.forward(x.clone()), heads, Some(BlockSite::AttnQ), hooks);
+        let k = split_heads(self.key.forward(x.clone()), heads, Some(BlockSite::AttnK), hooks);
+        let v = split_heads(self.value.forward(x.clone()), heads, Some(BlockSite::AttnV), hooks);
+        let (_, z) = self.core.attend(&q, &k, &v, mask, Role::SelfAttention, hooks);
+        let attn_out = hooks.emit(BlockSite::AttnOut, self.output.forward(z));
         hooks.emit(BlockSite::ResidMid, self.layer_norm.forward(x + attn_out))
     }
 }

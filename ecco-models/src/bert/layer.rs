@@ -4,21 +4,17 @@
 use burn::tensor::Tensor;
 use ecco_core::{BlockHooks, BlockSite};
 
-use crate::activation::Activation;
 use crate::bert::attention::Attention;
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{Ffn, LayerNorm};
 
 /// One encoder layer.
 #[derive(Clone, Debug)]
 pub struct Layer {
     /// Self-attention with its output projection and norm.
     pub attention: Attention,
-    /// `intermediate.dense`, `[hidden, intermediate]`.
-    pub intermediate: Linear,
-    /// The nonlinearity after `intermediate`.
-    pub act: Activation,
-    /// `output.dense`, `[intermediate, hidden]`; its input is what Ecco calls the activations.
-    pub output: Linear,
+    /// `intermediate.dense` (up), the nonlinearity, `output.dense` (down; its input is what
+    /// Ecco calls the activations).
+    pub ffn: Ffn,
     /// `output.LayerNorm`, applied to the residual sum.
     pub output_layer_norm: LayerNorm,
 }
@@ -31,8 +27,8 @@ impl Layer {
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>, hooks: &mut BlockHooks<'_>) -> Tensor<3> {
         let x = hooks.emit(BlockSite::ResidPre, x);
         let x = self.attention.forward(x, mask, hooks);
-        let post = hooks.emit(BlockSite::MlpPost, self.act.forward(self.intermediate.forward(x.clone())));
-        let mlp_out = hooks.emit(BlockSite::MlpOut, self.output.forward(post));
+        let out = self.ffn.forward(x.clone(), hooks);
+        let mlp_out = hooks.emit(BlockSite::MlpOut, out);
         hooks.emit(BlockSite::ResidPost, self.output_layer_norm.forward(x + mlp_out))
     }
 }

@@ -7,11 +7,7 @@ use crate::activation::Activation;
 use crate::bert::config::BertConfig;
 use crate::bert::embeddings::Embeddings;
 use crate::bert::layer::Layer;
-use crate::nn::{LayerNorm, Linear};
-
-/// Hidden keys get this added to their scores instead of `-inf`, so that gradients stay finite
-/// (`transformers` adds `finfo.min`; either way their softmax weight is exactly 0).
-const MASKED: f32 = -1e9;
+use crate::nn::{LayerNorm, Linear, padding_mask};
 
 /// The masked-LM head (`BertOnlyMLMHead`, `RobertaLMHead`, DistilBERT's `vocab_*`):
 /// dense, nonlinearity, layer norm, then the decoder tied to the word embeddings.
@@ -85,8 +81,7 @@ impl Bert {
         if seq > max {
             return Err(ecco_core::Error::SequenceTooLong { len: seq, max });
         }
-        // `get_extended_attention_mask`: (1 - mask) * min, broadcast over heads and queries.
-        let mask = attention_mask.map(|m| ((m.neg() + 1.0) * MASKED).reshape([batch, 1, 1, seq]));
+        let mask = attention_mask.map(padding_mask);
         let mut x = hooks.emit(HookPoint::embed(Stack::Main), self.embeddings.forward(embeds, token_type_ids));
         for (i, layer) in self.layer.iter().enumerate() {
             x = layer.forward(x, mask.as_ref(), &mut hooks.block(Stack::Main, i));

@@ -1,21 +1,20 @@
-//! GPT-2 causal self-attention (`modeling_gpt2.py`, `GPT2Attention` with eager attention).
+//! GPT-2 causal self-attention (`modeling_gpt2.py`, `GPT2Attention` with eager attention): a
+//! fused query/key/value projection around the shared [`Attend`].
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::Tensor;
 use ecco_core::{BlockHooks, BlockSite};
 
-use crate::nn::Conv1D;
+use crate::nn::{Attend, Linear, Role, split_heads};
 
 /// One block's self-attention.
 #[derive(Clone, Debug)]
 pub struct Attention {
-    /// Fused query/key/value projection, `[hidden, 3 * hidden]`.
-    pub c_attn: Conv1D,
-    /// Output projection, `[hidden, hidden]`.
-    pub c_proj: Conv1D,
-    /// Number of heads.
-    pub n_head: usize,
-    /// Scores are multiplied by this (`1/sqrt(head_dim)`, and `1/(layer+1)` in some variants).
-    pub scale: f64,
+    /// Fused query/key/value projection (`Conv1D`), `[hidden, 3 * hidden]`.
+    pub c_attn: Linear,
+    /// Output projection (`Conv1D`), `[hidden, hidden]`.
+    pub c_proj: Linear,
+    /// Heads and scaling: `1/sqrt(head_dim)`, and `1/(layer+1)` in some variants.
+    pub core: Attend,
 }
 
 /// What one attention call returns.
@@ -53,21 +52,20 @@ impl Attention {
     }
 
     /// Queries, keys and values of `x` `[batch, seq, hidden]`, each `[batch, heads, seq, head_dim]`
-    /// (emitted `[batch, seq, heads, head_dim]` as `attn.q`, `attn.k`, `attn.v`).
+    /// (emitted as `attn.q`, `attn.k`, `attn.v`).
     pub fn heads(&self, x: Tensor<3>, hooks: &mut BlockHooks<'_>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, seq, hidden] = x.dims();
-        let head_dim = hidden / self.n_head;
         let qkv = self.c_attn.forward(x);
+        let heads = self.core.n_heads;
         let mut split = |i: usize, site: BlockSite| {
-            let t = qkv.clone().slice([0..batch, 0..seq, i * hidden..(i + 1) * hidden]).reshape([batch, seq, self.n_head, head_dim]);
-            hooks.emit(site, t).swap_dims(1, 2)
+            split_heads(qkv.clone().slice([0..batch, 0..seq, i * hidden..(i + 1) * hidden]), heads, Some(site), hooks)
         };
         (split(0, BlockSite::AttnQ), split(1, BlockSite::AttnK), split(2, BlockSite::AttnV))
     }
 
-    /// The softmaxed weights `[batch, heads, seq, keys]` (emitted as `attn.pattern`) and the
-    /// projected output `[batch, seq, hidden]` of queries attending to keys and values (`mask`
-    /// as in [`Attention::forward`]; the heads' outputs are emitted as `attn.z`).
+    /// The softmaxed weights `[batch, heads, seq, keys]` and the projected output
+    /// `[batch, seq, hidden]` of queries attending to keys and values (`mask` as in
+    /// [`Attention::forward`]).
     pub fn attend(
         &self,
         q: &Tensor<4>,
@@ -76,14 +74,7 @@ impl Attention {
         mask: Option<&Tensor<4>>,
         hooks: &mut BlockHooks<'_>,
     ) -> (Tensor<4>, Tensor<3>) {
-        let [batch, _, seq, _] = q.dims();
-        let hidden = self.c_proj.weight.dims()[0];
-        let mut scores = q.clone().matmul(k.clone().swap_dims(2, 3)) * self.scale;
-        if let Some(mask) = mask {
-            scores = scores + mask.clone();
-        }
-        let weights = hooks.emit(BlockSite::AttnPattern, activation::softmax(scores, 3));
-        let z = hooks.emit(BlockSite::AttnZ, weights.clone().matmul(v.clone()).swap_dims(1, 2));
-        (weights, self.c_proj.forward(z.reshape([batch, seq, hidden])))
+        let (weights, z) = self.core.attend(q, k, v, mask, Role::SelfAttention, hooks);
+        (weights, self.c_proj.forward(z))
     }
 }

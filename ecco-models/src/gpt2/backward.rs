@@ -21,7 +21,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use ecco_core::{BlockSite, CaptureSpec, HookPoint, HookTensor, Hooks, InputGradients, Site, Stack};
 
 use crate::gpt2::block::Block;
-use crate::gpt2::model::{Gpt2, causal_mask};
+use crate::gpt2::model::Gpt2;
+use crate::nn::{causal_mask, merge_heads};
 
 /// What one block's backward pass reads from the forward pass, batch = input copies.
 #[derive(Clone, Debug)]
@@ -147,13 +148,6 @@ fn forward(b: &Block, x: Tensor<3>, mask: Option<&Tensor<4>>, hooks: &mut ecco_c
     (y, BlockTape { ln_1, q, k, v, weights, ln_2, act_grad })
 }
 
-/// `dy @ wᵀ`: the gradient with respect to the input of `x @ w` (`w` `[in, out]`).
-fn linear_back(dy: Tensor<3>, w: &Tensor<2>) -> Tensor<3> {
-    let [n, len, d_out] = dy.dims();
-    let d_in = w.dims()[0];
-    dy.reshape([n * len, d_out]).matmul(w.clone().transpose()).reshape([n, len, d_in])
-}
-
 /// Receives the gradient at a block's hook points during a backward pass.
 type Record<'r> = Option<&'r mut dyn FnMut(BlockSite, HookTensor)>;
 
@@ -163,8 +157,7 @@ type Record<'r> = Option<&'r mut dyn FnMut(BlockSite, HookTensor)>;
 /// the returned value).
 fn backward(b: &Block, t: &BlockTape, dy: Tensor<3>, mut record: Record<'_>) -> Tensor<3> {
     let [n, len, hidden] = dy.dims();
-    let heads = b.attn.n_head;
-    let head_dim = hidden / heads;
+    let heads = b.attn.core.n_heads;
     let mut put = |site: BlockSite, grad: &dyn Fn() -> HookTensor| {
         if let Some(r) = record.as_mut() {
             r(site, grad());
@@ -173,29 +166,22 @@ fn backward(b: &Block, t: &BlockTape, dy: Tensor<3>, mut record: Record<'_>) -> 
     put(BlockSite::ResidPost, &|| HookTensor::Rank3(dy.clone()));
     put(BlockSite::MlpOut, &|| HookTensor::Rank3(dy.clone()));
     // MLP and its residual.
-    let dpost = linear_back(dy.clone(), &b.mlp.c_proj.weight);
+    let dpost = b.mlp.c_proj.backward(dy.clone());
     put(BlockSite::MlpPost, &|| HookTensor::Rank3(dpost.clone()));
     let du = dpost * t.act_grad.clone();
-    let dx = dy + b.ln_2.backward(linear_back(du, &b.mlp.c_fc.weight), &t.ln_2.0, &t.ln_2.1);
+    let dx = dy + b.ln_2.backward(b.mlp.c_fc.backward(du), &t.ln_2.0, &t.ln_2.1);
     put(BlockSite::ResidMid, &|| HookTensor::Rank3(dx.clone()));
     put(BlockSite::AttnOut, &|| HookTensor::Rank3(dx.clone()));
     // Attention and its residual.
-    let dz = linear_back(dx.clone(), &b.attn.c_proj.weight).reshape([n, len, heads, head_dim]);
-    put(BlockSite::AttnZ, &|| HookTensor::Rank4(dz.clone()));
-    let dc = dz.swap_dims(1, 2);
-    let dp = dc.clone().matmul(t.v.clone().swap_dims(2, 3));
+    let dz = b.attn.c_proj.backward(dx.clone());
+    put(BlockSite::AttnZ, &|| HookTensor::Rank4(dz.clone().reshape([n, len, heads, hidden / heads])));
+    let (dq, dk, dv, dp) = b.attn.core.backward(dz, &t.q, &t.k, &t.v, &t.weights);
     put(BlockSite::AttnPattern, &|| HookTensor::Rank4(dp.clone()));
-    let dv = t.weights.clone().swap_dims(2, 3).matmul(dc);
-    let rowsum = (dp.clone() * t.weights.clone()).sum_dim(3);
-    let ds = t.weights.clone() * (dp - rowsum) * b.attn.scale;
-    let dq = ds.clone().matmul(t.k.clone());
-    let dk = ds.swap_dims(2, 3).matmul(t.q.clone());
     for (site, d) in [(BlockSite::AttnQ, &dq), (BlockSite::AttnK, &dk), (BlockSite::AttnV, &dv)] {
         put(site, &|| HookTensor::Rank4(d.clone().swap_dims(1, 2)));
     }
-    let merge = |d: Tensor<4>| d.swap_dims(1, 2).reshape([n, len, hidden]);
-    let dqkv = Tensor::cat(vec![merge(dq), merge(dk), merge(dv)], 2);
-    let dx = dx + b.ln_1.backward(linear_back(dqkv, &b.attn.c_attn.weight), &t.ln_1.0, &t.ln_1.1);
+    let dqkv = Tensor::cat(vec![merge_heads(dq), merge_heads(dk), merge_heads(dv)], 2);
+    let dx = dx + b.ln_1.backward(b.attn.c_attn.backward(dqkv), &t.ln_1.0, &t.ln_1.1);
     put(BlockSite::ResidPre, &|| HookTensor::Rank3(dx.clone()));
     dx
 }

@@ -5,15 +5,15 @@ use ecco_core::{BlockHooks, BlockSite};
 
 use crate::activation::Activation;
 use crate::gpt2::attention::Attention;
-use crate::nn::{Conv1D, LayerNorm};
+use crate::nn::{LayerNorm, Linear, ffn};
 
 /// The feed-forward network of a block.
 #[derive(Clone, Debug)]
 pub struct Mlp {
-    /// `[hidden, inner]`.
-    pub c_fc: Conv1D,
-    /// `[inner, hidden]`; its input is what Ecco calls the block's activations.
-    pub c_proj: Conv1D,
+    /// `[hidden, inner]` (`Conv1D`).
+    pub c_fc: Linear,
+    /// `[inner, hidden]` (`Conv1D`); its input is what Ecco calls the block's activations.
+    pub c_proj: Linear,
     /// The nonlinearity between them.
     pub act: Activation,
 }
@@ -48,8 +48,9 @@ impl Block {
         let attn = self.attn.forward(self.ln_1.forward(x.clone()), past, mask, hooks);
         let attn_out = hooks.emit(BlockSite::AttnOut, attn.output);
         let x = hooks.emit(BlockSite::ResidMid, x + attn_out);
-        let post = hooks.emit(BlockSite::MlpPost, self.mlp.act.forward(self.mlp.c_fc.forward(self.ln_2.forward(x.clone()))));
-        let mlp_out = hooks.emit(BlockSite::MlpOut, self.mlp.c_proj.forward(post));
+        let mlp = &self.mlp;
+        let out = ffn::forward(&mlp.c_fc, None, &mlp.c_proj, mlp.act, self.ln_2.forward(x.clone()), hooks);
+        let mlp_out = hooks.emit(BlockSite::MlpOut, out);
         (hooks.emit(BlockSite::ResidPost, x + mlp_out), attn.kv)
     }
 }

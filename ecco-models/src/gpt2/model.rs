@@ -9,10 +9,7 @@ use ecco_core::{
 use crate::gpt2::block::Block;
 use crate::gpt2::config::Gpt2Config;
 use crate::host::HostMatrix;
-use crate::nn::LayerNorm;
-
-/// Masked scores get this instead of `-inf`, so that gradients stay finite.
-const MASKED: f32 = -1e9;
+use crate::nn::{LayerNorm, causal_mask};
 
 /// GPT-2 (`GPT2LMHeadModel`), its weights on one device.
 #[derive(Clone, Debug)]
@@ -90,13 +87,6 @@ impl Gpt2 {
             .unwrap_or_else(|| crate::nn::matmul_few_rows(x, head, true))
             .reshape([batch, seq, vocab])
     }
-}
-
-/// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
-pub(crate) fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
-    let keys = past + seq;
-    let data: Vec<f32> = (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
-    Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
 }
 
 impl LanguageModel for Gpt2 {

@@ -4,9 +4,8 @@
 use burn::tensor::Tensor;
 use ecco_core::{BlockHooks, BlockSite};
 
-use crate::t5::attention::{Attention, Role};
-use crate::t5::ffn::Ffn;
-use crate::t5::norm::RmsNorm;
+use crate::nn::{Ffn, RmsNorm, Role};
+use crate::t5::attention::Attention;
 
 /// A decoder block's cross-attention (`layer.1`).
 #[derive(Clone, Debug)]
@@ -28,7 +27,8 @@ pub struct Block {
     pub cross: Option<CrossAttention>,
     /// `layer.{1|2}.layer_norm`.
     pub ff_norm: RmsNorm,
-    /// `layer.{1|2}.DenseReluDense`.
+    /// `layer.{1|2}.DenseReluDense`: `wi` (up) or `wi_0` (gate) and `wi_1` (up), then `wo`
+    /// (down); `T5DenseActDense` or `T5DenseGatedActDense`.
     pub ffn: Ffn,
 }
 
@@ -65,8 +65,8 @@ impl Block {
             x = x + out;
         }
         let x = hooks.emit(BlockSite::ResidMid, x);
-        let post = hooks.emit(BlockSite::MlpPost, self.ffn.inner(self.ff_norm.forward(x.clone())));
-        let mlp_out = hooks.emit(BlockSite::MlpOut, self.ffn.output(post));
+        let out = self.ffn.forward(self.ff_norm.forward(x.clone()), hooks);
+        let mlp_out = hooks.emit(BlockSite::MlpOut, out);
         (hooks.emit(BlockSite::ResidPost, x + mlp_out), (k, v))
     }
 }

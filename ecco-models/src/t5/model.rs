@@ -4,13 +4,10 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ecco_core::{CaptureSpec, HookPoint, Hooks, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput};
 
+use crate::nn::{RmsNorm, causal_mask};
 use crate::t5::attention::position_bias;
 use crate::t5::block::{Block, BlockInputs};
 use crate::t5::config::T5Config;
-use crate::t5::norm::RmsNorm;
-
-/// Masked scores get this instead of `-inf`, so that gradients stay finite.
-const MASKED: f32 = -1e9;
 
 /// One stack (`encoder` or `decoder`).
 #[derive(Clone, Debug)]
@@ -104,13 +101,6 @@ impl Stack {
         let hidden = hooks.emit(HookPoint::final_norm(stack), self.final_layer_norm.forward(x));
         StackOutput { hidden, kv }
     }
-}
-
-/// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
-fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
-    let keys = past + seq;
-    let data: Vec<f32> = (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
-    Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
 }
 
 /// T5 (`T5ForConditionalGeneration`), its weights on one device.
