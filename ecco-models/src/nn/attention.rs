@@ -132,3 +132,45 @@ pub fn merge_heads(t: Tensor<4>) -> Tensor<3> {
     let [n, heads, len, d] = t.dims();
     t.swap_dims(1, 2).reshape([n, len, heads * d])
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+    use ecco_core::{CaptureSpec, Hooks, Stack};
+
+    use super::{Attend, Role};
+
+    fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    /// Grouped-query attention is multi-head attention with each key/value head repeated for
+    /// its group of query heads; soft-capping is `cap * tanh(scores / cap)` before the mask.
+    #[test]
+    fn grouped_query_and_soft_capping() {
+        let device = Device::flex();
+        let mut hooks = Hooks::new(CaptureSpec::none());
+        let mut h = hooks.block(Stack::Main, 0);
+        let q = Tensor::<4>::random([1, 4, 3, 2], Distribution::Default, &device);
+        let k = Tensor::<4>::random([1, 2, 3, 2], Distribution::Default, &device);
+        let v = Tensor::<4>::random([1, 2, 3, 2], Distribution::Default, &device);
+        let gqa = Attend { n_heads: 4, n_kv_heads: 2, head_dim: 2, scale: 0.5, softcap: None };
+        // Heads 0, 1 read kv head 0; heads 2, 3 kv head 1.
+        let repeat = |t: &Tensor<4>| {
+            let h0 = t.clone().slice_dim(1, 0..1);
+            let h1 = t.clone().slice_dim(1, 1..2);
+            Tensor::cat(vec![h0.clone(), h0, h1.clone(), h1], 1)
+        };
+        let (_, ours) = gqa.attend(&q, &k, &v, None, Role::SelfAttention, &mut h);
+        let mha = Attend::multi_head(4, 2, 0.5);
+        let (_, theirs) = mha.attend(&q, &repeat(&k), &repeat(&v), None, Role::SelfAttention, &mut h);
+        assert!(max_diff(ours, theirs) < 1e-6);
+
+        let capped = Attend { softcap: Some(0.3), ..mha.clone() };
+        let (w, _) = capped.attend(&q, &repeat(&k), &repeat(&v), None, Role::SelfAttention, &mut h);
+        let scores = q.matmul(repeat(&k).swap_dims(2, 3)) * 0.5;
+        let expected = burn::tensor::activation::softmax((scores / 0.3).tanh() * 0.3, 3);
+        let diff: f32 = (w - expected).abs().max().into_scalar();
+        assert!(diff < 1e-6, "{diff}");
+    }
+}

@@ -67,3 +67,22 @@ impl RmsNorm {
         x / (variance + self.eps).sqrt() * scale.unsqueeze::<3>()
     }
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::RmsNorm;
+
+    /// Gemma's `(1 + w)` norm is the plain one with `1 + w` as its weight.
+    #[test]
+    fn plus_one_is_a_shifted_weight() {
+        let device = Device::flex();
+        let x = Tensor::<3>::random([2, 3, 8], Distribution::Default, &device);
+        let w = Tensor::<1>::random([8], Distribution::Default, &device);
+        let gemma = RmsNorm { weight: w.clone(), eps: 1e-6, plus_one: true }.forward(x.clone());
+        let plain = RmsNorm { weight: w + 1.0, eps: 1e-6, plus_one: false }.forward(x);
+        let diff: f32 = (gemma - plain).abs().max().into_scalar();
+        assert!(diff == 0.0, "{diff}");
+    }
+}
