@@ -1,7 +1,8 @@
 //! # ecco-core
 //!
-//! The shared vocabulary of ecco-rs: a backend-agnostic [`LanguageModel`] trait with capture
-//! hooks (hidden states, FFN activations, attention), the [`Trace`] bundle that every command
+//! The shared vocabulary of ecco-rs: a backend-agnostic [`LanguageModel`] trait whose models
+//! emit named hook points into one recorder ([`Hooks`]: captures by name, the hidden-state /
+//! activation / attention shorthands, interventions), the [`Trace`] bundle that every command
 //! reads and writes (`trace.json` + `tensors.safetensors`), a small safetensors reader, and the
 //! crate's [`Error`] type. It holds no model code: architectures live in `ecco-models`.
 //!

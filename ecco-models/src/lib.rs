@@ -56,7 +56,9 @@
 //! - [`demo`]: the embedded demo model, [`load_demo`].
 //! - [`device`]: [`DeviceKind`], the `--device` choice.
 //! - `pytorch` (feature `pytorch`): `pytorch_model.bin` checkpoints, read by [`weights`].
-//! - [`weights`], [`tokenizer`], [`readback`], [`nn`], [`activation`]: shared parts.
+//! - [`nn`]: the shared layer library every model is composed of (linear, norms, attention,
+//!   masks, FFN), each layer emitting its hook points (`docs/hooks.md`).
+//! - [`weights`], [`tokenizer`], [`readback`], [`activation`]: shared parts.
 
 pub mod activation;
 pub mod bert;
