@@ -1,6 +1,8 @@
 //! Small building blocks shared by the architectures: layer norm, `nn.Linear`, GPT-2's `Conv1D`,
 //! and a matrix product for the few-row case of a decoding step.
 
+pub mod rotary;
+
 use burn::tensor::{Tensor, TensorData};
 
 use crate::host::HostMatrix;

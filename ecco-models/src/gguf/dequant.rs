@@ -179,7 +179,8 @@ impl GgmlType {
 
     /// Whether [`dequantize`] handles this type.
     pub fn can_dequantize(self) -> bool {
-        block_fn(self).is_some()
+        use GgmlType::*;
+        matches!(self, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q4_K | Q5_K | Q6_K)
     }
 }
 
@@ -187,28 +188,6 @@ impl std::fmt::Display for GgmlType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// Dequantizes one block: `bytes` is exactly one block, `out` its elements (for the
-/// one-element types, any run of elements).
-type BlockFn = fn(&[u8], &mut [f32]);
-
-fn block_fn(t: GgmlType) -> Option<BlockFn> {
-    use GgmlType::*;
-    Some(match t {
-        F32 => block_f32,
-        F16 => block_f16,
-        BF16 => block_bf16,
-        Q8_0 => block_q8_0,
-        Q4_0 => block_q4_0,
-        Q4_1 => block_q4_1,
-        Q5_0 => block_q5_0,
-        Q5_1 => block_q5_1,
-        Q4_K => block_q4_k,
-        Q5_K => block_q5_k,
-        Q6_K => block_q6_k,
-        _ => return None,
-    })
 }
 
 /// Blocks per parallel task: 8K–16K elements of quantized types, enough work per task to
@@ -222,11 +201,35 @@ const SCALARS_PER_TASK: usize = 16 * 1024;
 /// block_size` elements). Returns `None`, writing nothing, when the type is not supported or the
 /// lengths disagree.
 pub fn dequantize_into(t: GgmlType, bytes: &[u8], out: &mut [f32]) -> Option<()> {
-    let f = block_fn(t)?;
+    use GgmlType::*;
+    if !t.can_dequantize() {
+        return None;
+    }
     let (block, block_bytes) = t.block_size_and_bytes();
     if !bytes.len().is_multiple_of(block_bytes) || bytes.len() / block_bytes * block != out.len() {
         return None;
     }
+    // Each arm instantiates `run` with its block function, so the per-block call is inlined.
+    match t {
+        F32 => run(bytes, out, 1, 4, block_f32),
+        F16 => run(bytes, out, 1, 2, block_f16),
+        BF16 => run(bytes, out, 1, 2, block_bf16),
+        Q8_0 => run(bytes, out, block, block_bytes, block_q8_0),
+        Q4_0 => run(bytes, out, block, block_bytes, block_q4_0),
+        Q4_1 => run(bytes, out, block, block_bytes, block_q4_1),
+        Q5_0 => run(bytes, out, block, block_bytes, block_q5_0),
+        Q5_1 => run(bytes, out, block, block_bytes, block_q5_1),
+        Q4_K => run(bytes, out, block, block_bytes, block_q4_k),
+        Q5_K => run(bytes, out, block, block_bytes, block_q5_k),
+        Q6_K => run(bytes, out, block, block_bytes, block_q6_k),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Runs `f` over every block in parallel tasks of whole blocks; `f` gets one block and its
+/// elements (for the one-element types, a task's whole run).
+fn run(bytes: &[u8], out: &mut [f32], block: usize, block_bytes: usize, f: impl Fn(&[u8], &mut [f32]) + Sync) {
     let task_blocks = if block == 1 { SCALARS_PER_TASK } else { BLOCKS_PER_TASK };
     out.par_chunks_mut(block * task_blocks).zip(bytes.par_chunks(block_bytes * task_blocks)).for_each(|(out, bytes)| {
         if block == 1 {
@@ -237,7 +240,6 @@ pub fn dequantize_into(t: GgmlType, bytes: &[u8], out: &mut [f32]) -> Option<()>
             }
         }
     });
-    Some(())
 }
 
 /// Dequantizes `bytes`, whole blocks of type `t`, into a new vector; `None` when the type is not
@@ -304,35 +306,33 @@ fn block_q8_0(b: &[u8], out: &mut [f32]) {
     }
 }
 
-/// The 4-bit quant of element `j` of a 32-element block: low nibbles hold elements 0..16,
-/// high nibbles 16..32.
-#[inline]
-fn nibble(qs: &[u8], j: usize) -> u8 {
-    if j < 16 { qs[j] & 0x0f } else { qs[j - 16] >> 4 }
-}
-
-/// `d` (f16), 16 bytes of nibbles: `x = d * (q - 8)`.
+/// `d` (f16), 16 bytes of nibbles: `x = d * (q - 8)`; byte `j`'s low nibble is element `j`, its
+/// high nibble element `j + 16`.
 fn block_q4_0(b: &[u8], out: &mut [f32]) {
     let d = half(b, 0);
-    let qs = &b[2..18];
-    for (j, o) in out.iter_mut().enumerate() {
-        *o = d * f32::from(nibble(qs, j) as i8 - 8);
+    let (lo, hi) = out.split_at_mut(16);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[2..18]) {
+        *l = d * f32::from((q & 0x0f) as i8 - 8);
+        *h = d * f32::from((q >> 4) as i8 - 8);
     }
 }
 
-/// `d`, `m` (f16), 16 bytes of nibbles: `x = d * q + m`.
+/// `d`, `m` (f16), 16 bytes of nibbles (as Q4_0): `x = d * q + m`.
 fn block_q4_1(b: &[u8], out: &mut [f32]) {
     let (d, m) = (half(b, 0), half(b, 2));
-    let qs = &b[4..20];
-    for (j, o) in out.iter_mut().enumerate() {
-        *o = d * f32::from(nibble(qs, j)) + m;
+    let (lo, hi) = out.split_at_mut(16);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
+        *l = d * f32::from(q & 0x0f) + m;
+        *h = d * f32::from(q >> 4) + m;
     }
 }
 
-/// The fifth bit of element `j` from the 32-bit little-endian mask `qh`.
+/// Element `j`'s five bits: the nibble as Q4_0 places it, and bit `j` of the little-endian
+/// 32-bit mask `qh` as the fifth.
 #[inline]
-fn high_bit(qh: u32, j: usize) -> u8 {
-    ((qh >> j) & 1) as u8
+fn five_bits(qs: &[u8], qh: u32, j: usize) -> u8 {
+    let nibble = if j < 16 { qs[j] & 0x0f } else { qs[j - 16] >> 4 };
+    nibble | ((((qh >> j) & 1) as u8) << 4)
 }
 
 /// `d` (f16), `qh` (u32), 16 bytes of nibbles: `x = d * (q - 16)`.
@@ -341,8 +341,7 @@ fn block_q5_0(b: &[u8], out: &mut [f32]) {
     let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
     let qs = &b[6..22];
     for (j, o) in out.iter_mut().enumerate() {
-        let q = nibble(qs, j) | (high_bit(qh, j) << 4);
-        *o = d * f32::from(q as i8 - 16);
+        *o = d * f32::from(five_bits(qs, qh, j) as i8 - 16);
     }
 }
 
@@ -352,8 +351,7 @@ fn block_q5_1(b: &[u8], out: &mut [f32]) {
     let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
     let qs = &b[8..24];
     for (j, o) in out.iter_mut().enumerate() {
-        let q = nibble(qs, j) | (high_bit(qh, j) << 4);
-        *o = d * f32::from(q) + m;
+        *o = d * f32::from(five_bits(qs, qh, j)) + m;
     }
 }
 
@@ -411,12 +409,18 @@ fn block_q5_k(b: &[u8], out: &mut [f32]) {
 fn block_q6_k(b: &[u8], out: &mut [f32]) {
     let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
     let d = half(b, 208);
-    for (e, o) in out.iter_mut().enumerate() {
-        let (h, r) = (e / 128, e % 128);
-        let low = if r < 64 { ql[h * 64 + r] & 0x0f } else { ql[h * 64 + r - 64] >> 4 };
-        let high = (qh[h * 32 + r % 32] >> (2 * (r / 32))) & 0x03;
-        let q = (low | (high << 4)) as i8 - 32;
-        *o = d * f32::from(scales[e / 16] as i8) * f32::from(q);
+    // `dequantize_row_q6_K`'s loop: each of the 32 lanes of a half gives four elements.
+    for (h, y) in out.chunks_exact_mut(128).enumerate() {
+        let (ql, qh, sc) = (&ql[h * 64..h * 64 + 64], &qh[h * 32..h * 32 + 32], &scales[h * 8..h * 8 + 8]);
+        let scale = |i: usize| d * f32::from(sc[i] as i8);
+        let q = |low: u8, high: u8| f32::from((low | (high << 4)) as i8 - 32);
+        for l in 0..32 {
+            let is = l / 16;
+            y[l] = scale(is) * q(ql[l] & 0x0f, qh[l] & 3);
+            y[l + 32] = scale(is + 2) * q(ql[l + 32] & 0x0f, (qh[l] >> 2) & 3);
+            y[l + 64] = scale(is + 4) * q(ql[l] >> 4, (qh[l] >> 4) & 3);
+            y[l + 96] = scale(is + 6) * q(ql[l + 32] >> 4, (qh[l] >> 6) & 3);
+        }
     }
 }
 

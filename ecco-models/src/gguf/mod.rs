@@ -91,4 +91,4 @@ pub fn unpermute_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

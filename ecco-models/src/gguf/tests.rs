@@ -100,9 +100,9 @@ fn dequantizes_every_supported_type_bit_for_bit_like_gguf_py() {
     assert_eq!(names, supported);
 }
 
-/// A writer for small GGUF files with chosen defects.
+/// A writer for small GGUF files with chosen contents and defects.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     kv: Vec<u8>,
     n_kv: u64,
     infos: Vec<u8>,
@@ -111,12 +111,12 @@ struct Builder {
 }
 
 impl Builder {
-    fn string(out: &mut Vec<u8>, s: &str) {
+    pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
         out.extend((s.len() as u64).to_le_bytes());
         out.extend(s.as_bytes());
     }
 
-    fn kv(mut self, key: &str, type_id: u32, value: &[u8]) -> Self {
+    pub(crate) fn kv(mut self, key: &str, type_id: u32, value: &[u8]) -> Self {
         Self::string(&mut self.kv, key);
         self.kv.extend(type_id.to_le_bytes());
         self.kv.extend(value);
@@ -124,7 +124,7 @@ impl Builder {
         self
     }
 
-    fn tensor(mut self, name: &str, dims: &[u64], type_id: u32, offset: u64) -> Self {
+    pub(crate) fn tensor(mut self, name: &str, dims: &[u64], type_id: u32, offset: u64) -> Self {
         Self::string(&mut self.infos, name);
         self.infos.extend((dims.len() as u32).to_le_bytes());
         for d in dims {
@@ -136,12 +136,12 @@ impl Builder {
         self
     }
 
-    fn data(mut self, bytes: &[u8]) -> Self {
+    pub(crate) fn data(mut self, bytes: &[u8]) -> Self {
         self.data.extend(bytes);
         self
     }
 
-    fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut out = b"GGUF".to_vec();
         out.extend(3u32.to_le_bytes());
         out.extend(self.n_tensors.to_le_bytes());
@@ -156,11 +156,11 @@ impl Builder {
     }
 }
 
-fn parse(bytes: Vec<u8>) -> GgufResult<GgufFile> {
+pub(crate) fn parse(bytes: Vec<u8>) -> GgufResult<GgufFile> {
     GgufFile::parse(Bytes::from(bytes))
 }
 
-fn string_value(s: &str) -> Vec<u8> {
+pub(crate) fn string_value(s: &str) -> Vec<u8> {
     let mut v = Vec::new();
     Builder::string(&mut v, s);
     v
