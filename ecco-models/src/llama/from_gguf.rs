@@ -143,3 +143,43 @@ impl DecoderConfig {
         Ok(config)
     }
 }
+
+/// The GGUF name of a Hugging Face tensor of `family` (`model.layers.3.self_attn.q_proj.weight`
+/// → `blk.3.attn_q.weight`), as llama.cpp's converter names them (`gguf-py`'s
+/// `tensor_mapping.py`); `None` for a name these families do not have. Llama files store
+/// `attn_q` / `attn_k` rows permuted ([`crate::gguf::unpermute_rows`]); Gemma files store norm
+/// weights with the 1 of `(1 + w)` added.
+pub fn gguf_tensor_name(family: Family, hf_name: &str) -> Option<String> {
+    match hf_name {
+        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "model.norm.weight" => return Some("output_norm.weight".into()),
+        "lm_head.weight" => return Some("output.weight".into()),
+        _ => {}
+    }
+    let rest = hf_name.strip_prefix("model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = rest.rsplit_once('.')?;
+    if kind != "weight" && kind != "bias" {
+        return None;
+    }
+    let gemma = family.is_gemma();
+    let name = match module {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" if gemma => "post_attention_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "pre_feedforward_layernorm" if gemma => "ffn_norm",
+        "post_feedforward_layernorm" if gemma => "post_ffw_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{name}.{kind}"))
+}

@@ -7,3 +7,4 @@ mod from_gguf;
 mod tests;
 
 pub use config::{DecoderConfig, DecoderConfigFile, Family, LayerAttention};
+pub use from_gguf::gguf_tensor_name;

@@ -236,3 +236,50 @@ fn gguf_metadata_and_tensors_give_the_switches() {
     assert!(kv3.contains("not a multiple"), "{kv3}");
     assert!(e(gguf_with("llama", &[("attention.head_count", 8, string_value("four"))])).contains("non-negative integer"));
 }
+
+/// `fixtures/llama-tiny` converted as llama.cpp converts a Llama (`scripts/fixtures/decoders.py`):
+/// the same configuration, every weight bit for bit once the q/k rows are un-permuted, and the
+/// same tokenizer.
+#[test]
+fn a_converted_llama_gguf_reads_back_to_the_safetensors_checkpoint() {
+    let root: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "fixtures"].iter().collect();
+    let file = crate::gguf::open(&root.join("gguf/llama-tiny.gguf")).expect("llama-tiny.gguf");
+    let ours = DecoderConfig::from_gguf(&file).expect("config");
+    let theirs = fixture("llama-tiny");
+    assert!((ours.rms_norm_eps - theirs.rms_norm_eps).abs() < 1e-12, "the file holds an f32 epsilon");
+    assert_eq!(DecoderConfig { rms_norm_eps: theirs.rms_norm_eps, ..ours.clone() }, theirs);
+
+    let weights = ecco_core::SafetensorsReader::open(root.join("llama-tiny/model.safetensors")).expect("weights");
+    assert_eq!(weights.entries().len(), file.tensors().len());
+    for name in weights.entries().keys() {
+        let gguf_name = gguf_tensor_name(Family::Llama, name).unwrap_or_else(|| panic!("no GGUF name for {name}"));
+        let info = file.tensor(&gguf_name).unwrap_or_else(|| panic!("{gguf_name} missing"));
+        let want = weights.read_f32(name).expect("tensor");
+        assert_eq!(info.shape(), want.shape, "{name}");
+        let mut got = file.dequantize_info(info).expect("f32");
+        let heads = match &*gguf_name {
+            n if n.ends_with("attn_q.weight") => Some(ours.num_heads),
+            n if n.ends_with("attn_k.weight") => Some(ours.num_kv_heads),
+            _ => None,
+        };
+        if let Some(heads) = heads {
+            assert_ne!(got, want.data, "{name} is stored permuted");
+            got = crate::gguf::unpermute_rows(&got, want.shape[0], want.shape[1], heads).expect("whole heads");
+        }
+        assert_eq!(got, want.data, "{name}");
+    }
+
+    let gguf_tok = crate::gguf::GgufTokenizer::from_gguf(&file).expect("tokenizer");
+    let json_tok = crate::Tokenizer::from_file(&root.join("llama-tiny/tokenizer.json")).expect("tokenizer.json");
+    assert!(!gguf_tok.add_bos && gguf_tok.eos_token_ids == theirs.eos_token_ids);
+    for text in ["The capital of France is", " two  spaces\tand é<|endoftext|>x", ""] {
+        let a = gguf_tok.tokenizer.encode(text, true).expect("encode");
+        let b = json_tok.encode(text, true).expect("encode");
+        assert_eq!((a.get_ids(), a.get_tokens()), (b.ids.as_slice(), b.tokens.as_slice()), "{text:?}");
+    }
+    assert_eq!(
+        gguf_tensor_name(Family::Gemma2, "model.layers.0.post_attention_layernorm.weight").as_deref(),
+        Some("blk.0.post_attention_norm.weight")
+    );
+    assert_eq!(gguf_tensor_name(Family::Llama, "model.layers.x.mlp.up_proj.weight"), None);
+}
