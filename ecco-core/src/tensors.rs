@@ -192,6 +192,16 @@ impl SafetensorsReader {
     }
 }
 
+/// Opens and memory-maps the file at `path`, read-only (as [`SafetensorsReader::open`] does; the
+/// GGUF reader uses it too).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be opened or mapped.
+pub fn map_path(path: &Path) -> Result<Bytes> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    map_file(&file).map_err(|e| Error::io(path, e))
+}
+
 /// Maps `file` read-only into memory.
 ///
 /// Checkpoints are hundreds of megabytes: reading them copies every byte into freshly zeroed

@@ -118,6 +118,15 @@ pub enum Error {
     /// A tensor could not be read back from the device.
     #[error("could not read a tensor back from the device: {0}")]
     Readback(String),
+    /// A GGUF file is corrupt, truncated or describes something we cannot run.
+    #[error("{path}: {source}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: crate::gguf::GgufError,
+    },
     /// A weights file other than safetensors (`pytorch_model.bin`) is corrupt or cannot be read.
     #[error("{path}: {reason}")]
     Checkpoint {

@@ -50,6 +50,8 @@
 //! - [`gpt2`]: GPT-2 (`GPT2LMHeadModel`), one file per part of the checkpoint.
 //! - [`bert`]: BERT, RoBERTa, DistilBERT (masked LMs and bare encoders such as MiniLM).
 //! - [`t5`]: T5 (`T5ForConditionalGeneration`: T5, T5 v1.1, flan-t5), an encoder-decoder.
+//! - [`gguf`]: GGUF files (llama.cpp): the reader, dequantization, the tokenizer in their metadata.
+//! - [`llama`]: the Llama-family decoders' configuration (Llama, Mistral, Qwen2/3, Gemma 2/3).
 //! - [`loader`]: [`load`] a checkpoint directory into a [`Model`] with its [`Tokenizer`].
 //! - [`generate`](mod@generate): greedy and seeded sampling with a KV cache.
 //! - [`hub`]: [`resolve`] a `--model` name: a directory, the Hugging Face cache, or the Hub.
@@ -67,9 +69,11 @@ pub mod demo;
 pub mod device;
 pub mod error;
 pub mod generate;
+pub mod gguf;
 pub mod gpt2;
 pub mod host;
 pub mod hub;
+pub mod llama;
 pub mod loader;
 pub mod nn;
 #[cfg(feature = "pytorch")]

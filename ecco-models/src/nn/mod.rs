@@ -18,6 +18,7 @@ pub mod linear;
 pub mod mask;
 pub mod norm;
 pub mod product;
+pub mod rotary;
 
 pub use attention::{Attend, Role, merge_heads, split_heads};
 pub use ffn::Ffn;
