@@ -81,9 +81,13 @@ impl DecoderConfig {
         let rope = RopeConfig { theta, rotary_dim, scaling };
         rope.validate().map_err(|e| bad("rope.freq_base", e.to_string()))?;
         let gemma = family.is_gemma();
+        // GGUF does not record Gemma's `query_pre_attn_scalar`: llama.cpp takes `head_dim`, except
+        // for the 27B models (46 layers in Gemma 2, 62 in Gemma 3), whose scalar is hidden / heads.
+        let is_27b = matches!((family, num_layers), (Family::Gemma2, 46) | (Family::Gemma3, 62));
+        let attention_scale = if is_27b { (hidden_size as f64 / num_heads as f64).powf(-0.5) } else { (head_dim as f64).powf(-0.5) };
         // llama.cpp's Gemma 3: sliding layers turn with base 10 000, unscaled; every 6th layer is
         // global (`set_swa_pattern(6)`); Gemma 2 alternates, starting with a sliding layer.
-        let rope_local = (family == Family::Gemma3).then(|| RopeConfig { theta: 10_000.0, rotary_dim, scaling: RopeScaling::None });
+        let rope_local = (family == Family::Gemma3).then_some(RopeConfig { theta: 10_000.0, rotary_dim, scaling: RopeScaling::None });
         let sliding_window = opt_usize("attention.sliding_window")?.filter(|&w| w > 0);
         let layer_types = (0..num_layers)
             .map(|i| {
@@ -128,9 +132,7 @@ impl DecoderConfig {
             norm_plus_one: false,
             sandwich_norms: gemma,
             scale_embeddings: gemma,
-            // llama.cpp scales Gemma's scores by `head_dim^-0.5` (27B models: `(hidden /
-            // heads)^-0.5`, which GGUF does not record).
-            attention_scale: (head_dim as f64).powf(-0.5),
+            attention_scale,
             attn_logit_softcapping: if family == Family::Gemma2 { softcap("attn_logit_softcapping")? } else { None },
             final_logit_softcapping: if family == Family::Gemma2 { softcap("final_logit_softcapping")? } else { None },
             sliding_window,

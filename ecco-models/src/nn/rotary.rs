@@ -265,7 +265,10 @@ pub struct Rotary {
 }
 
 impl Rotary {
-    /// The tables of `config` for positions `0..max_positions`, on `device`.
+    /// The tables of `config` for positions `0..max_positions`, on `device`. They take
+    /// `2 * max_positions * rotary_dim / 2` floats on the host and as much on the device, so
+    /// `max_positions` is the longest sequence the model will run, not necessarily its context
+    /// length (131 072 for Gemma 3).
     ///
     /// # Errors
     /// [`RopeError`] when the configuration is invalid.
