@@ -28,8 +28,9 @@ pub struct GenerateOptions {
     pub max_new_tokens: usize,
     /// `None` for greedy decoding.
     pub sampling: Option<Sampling>,
-    /// Stop after generating this id (the model's end-of-sequence token).
-    pub eos_token_id: Option<u32>,
+    /// Stop after generating any of these ids (the model's end-of-sequence tokens; Llama 3
+    /// names several).
+    pub eos_token_ids: Vec<u32>,
 }
 
 impl GenerateOptions {
@@ -117,7 +118,7 @@ fn decode_loop(
         };
         generated.push(id);
         on_token(n + 1);
-        if options.eos_token_id == Some(id) {
+        if options.eos_token_ids.contains(&id) {
             break;
         }
         feed = vec![id];
@@ -199,7 +200,7 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let mut o = GenerateOptions { max_new_tokens: 0, sampling: None, eos_token_id: None };
+        let mut o = GenerateOptions { max_new_tokens: 0, sampling: None, eos_token_ids: Vec::new() };
         assert!(matches!(o.validate(3, Some(10)), Err(Error::InvalidSetting(_))));
         o.max_new_tokens = 8;
         assert!(o.validate(3, Some(10)).is_ok());

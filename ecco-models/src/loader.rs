@@ -10,12 +10,14 @@ use crate::bert::{self, Bert, BertConfig};
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
 use crate::gpt2::{self, Gpt2, Gpt2Config};
+use crate::llama::{self, Decoder, DecoderConfig};
 use crate::t5::{self, T5, T5Config};
 use crate::tokenizer::Tokenizer;
 use crate::weights::WeightSource;
 
 /// The `model_type`s this build can load.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gpt2", "bert", "roberta", "distilbert", "t5"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] =
+    &["gpt2", "bert", "roberta", "distilbert", "t5", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"];
 
 /// A loaded model of any supported architecture.
 #[derive(Clone, Debug)]
@@ -26,6 +28,8 @@ pub enum Model {
     Bert(Box<Bert>),
     /// T5 (`T5ForConditionalGeneration`; T5 v1.1, flan-t5): an encoder-decoder (boxed).
     T5(Box<T5>),
+    /// The Llama family of decoders (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3) (boxed).
+    Decoder(Box<Decoder>),
 }
 
 impl Model {
@@ -35,6 +39,7 @@ impl Model {
             Self::Gpt2(m) => m.as_ref(),
             Self::Bert(m) => m.as_ref(),
             Self::T5(m) => m.as_ref(),
+            Self::Decoder(m) => m.as_ref(),
         }
     }
 
@@ -42,6 +47,7 @@ impl Model {
     pub fn as_causal(&self) -> Option<&dyn CausalLm> {
         match self {
             Self::Gpt2(m) => Some(m.as_ref()),
+            Self::Decoder(m) => Some(m.as_ref()),
             Self::Bert(_) | Self::T5(_) => None,
         }
     }
@@ -50,24 +56,31 @@ impl Model {
     pub fn as_seq2seq(&self) -> Option<&T5> {
         match self {
             Self::T5(m) => Some(m.as_ref()),
-            Self::Gpt2(_) | Self::Bert(_) => None,
+            Self::Gpt2(_) | Self::Bert(_) | Self::Decoder(_) => None,
         }
     }
 
     /// Whether the model has an LM head (a bare encoder such as MiniLM's `BertModel` has none).
     pub fn has_lm_head(&self) -> bool {
         match self {
-            Self::Gpt2(_) | Self::T5(_) => true,
+            Self::Gpt2(_) | Self::T5(_) | Self::Decoder(_) => true,
             Self::Bert(m) => m.mlm_head.is_some(),
         }
     }
 
-    /// The end-of-sequence id generation stops at, if the config names one.
+    /// The end-of-sequence id generation stops at, if the config names one (the first of
+    /// [`Model::eos_token_ids`]).
     pub fn eos_token_id(&self) -> Option<u32> {
+        self.eos_token_ids().first().copied()
+    }
+
+    /// Every end-of-sequence id generation stops at (Llama 3 names several).
+    pub fn eos_token_ids(&self) -> Vec<u32> {
         match self {
-            Self::Gpt2(m) => m.config.eos_token_id,
-            Self::Bert(_) => None,
-            Self::T5(m) => m.config.eos_token_id,
+            Self::Gpt2(m) => m.config.eos_token_id.into_iter().collect(),
+            Self::Bert(_) => Vec::new(),
+            Self::T5(m) => m.config.eos_token_id.into_iter().collect(),
+            Self::Decoder(m) => m.config.eos_token_ids.clone(),
         }
     }
 }
@@ -110,6 +123,11 @@ pub fn load(dir: &Path, kind: DeviceKind) -> Result<LoadedModel> {
 /// # Errors
 /// As [`crate::hub::resolve`] and [`load`].
 pub fn load_named(name: &str, settings: &crate::hub::HubSettings, kind: DeviceKind) -> Result<LoadedModel> {
+    if Path::new(name).is_file() {
+        let mut loaded = load(Path::new(name), kind)?;
+        loaded.name = name.to_owned();
+        return Ok(loaded);
+    }
     let resolved = crate::hub::resolve(name, settings)?;
     let mut loaded = load(&resolved.dir, kind)?;
     loaded.name = resolved.name;
@@ -121,6 +139,9 @@ pub fn load_named(name: &str, settings: &crate::hub::HubSettings, kind: DeviceKi
 /// # Errors
 /// As [`load`].
 pub fn load_on(dir: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedModel> {
+    if let Some(file) = gguf_file(dir)? {
+        return load_gguf(&file, dir, kind, device);
+    }
     if !dir.is_dir() {
         return Err(Error::MissingFile { path: dir.to_path_buf(), what: "model directory" });
     }
@@ -175,6 +196,9 @@ pub(crate) fn build(
             "t5" => T5Config::from_json(config_text, &config_path)
                 .and_then(|config| t5::weights::load_from(weights()?, config, &short_name, device))
                 .map(|m| Model::T5(Box::new(m))),
+            t if llama::config::SUPPORTED.contains(&t) => DecoderConfig::from_json(config_text, &config_path)
+                .and_then(|config| llama::load_from(weights()?, config, &short_name, device))
+                .map(|m| Model::Decoder(Box::new(m))),
             other => Err(Error::UnsupportedArchitecture {
                 found: if other.is_empty() { "(none)".to_owned() } else { other.to_owned() },
                 supported: SUPPORTED_MODEL_TYPES.join(", "),
@@ -189,4 +213,52 @@ pub(crate) fn build(
         return Err(Error::VocabularyMismatch { tokenizer: tokenizer.vocab_size(), model: vocab });
     }
     Ok(LoadedModel { model, tokenizer, name, dir, device_kind: kind })
+}
+
+/// The GGUF file `path` names: `path` itself when it is a file ending in `.gguf`, or the one
+/// `.gguf` file of a directory without `config.json`; `None` otherwise.
+///
+/// # Errors
+/// A directory that cannot be listed, or holds several `.gguf` files and no `config.json`.
+fn gguf_file(path: &Path) -> Result<Option<PathBuf>> {
+    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    if path.is_file() {
+        return Ok(is_gguf(path).then(|| path.to_path_buf()));
+    }
+    if !path.is_dir() || path.join("config.json").is_file() {
+        return Ok(None);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| ecco_core::Error::io(path, e))?;
+    let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_gguf(p)).collect();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        n => Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!("holds {n} .gguf files and no config.json: pass one of them as --model FILE.gguf"),
+        }),
+    }
+}
+
+/// Loads the GGUF checkpoint `file` (configuration and tokenizer from its metadata); traces
+/// record `given` as the model's name.
+///
+/// # Errors
+/// A corrupt file, an unsupported architecture, missing or misshapen tensors.
+fn load_gguf(file: &Path, given: &Path, kind: DeviceKind, device: &Device) -> Result<LoadedModel> {
+    let gguf = crate::gguf::open(file)?;
+    let config = DecoderConfig::from_gguf(&gguf).map_err(|e| gguf.error(e))?;
+    let short_name = file.file_stem().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let (tokenizer, model) = std::thread::scope(|s| {
+        let tokenizer = s.spawn(|| crate::gguf::GgufTokenizer::from_gguf(&gguf).map_err(|e| gguf.error(e)));
+        let model = llama::load_gguf(&gguf, file, config, &short_name, device);
+        (tokenizer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), model)
+    });
+    let tokenizer = Tokenizer::from_tokenizers(file, tokenizer?.tokenizer);
+    let model = Model::Decoder(Box::new(model?));
+    let vocab = model.as_lm().info().vocab_size;
+    if tokenizer.vocab_size() > vocab {
+        return Err(Error::VocabularyMismatch { tokenizer: tokenizer.vocab_size(), model: vocab });
+    }
+    Ok(LoadedModel { model, tokenizer, name: given.display().to_string(), dir: file.to_path_buf(), device_kind: kind })
 }

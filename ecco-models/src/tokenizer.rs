@@ -47,6 +47,12 @@ impl Tokenizer {
         Ok(Self { inner: parse(label, bytes)?, path: label.to_path_buf() })
     }
 
+    /// A tokenizer built in memory (e.g. from a GGUF file's metadata); `label` names it in
+    /// errors.
+    pub fn from_tokenizers(label: &Path, inner: tokenizers::Tokenizer) -> Self {
+        Self { inner, path: label.to_path_buf() }
+    }
+
     /// Number of entries, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

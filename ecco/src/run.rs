@@ -51,7 +51,7 @@ impl Lm {
         let gen_options = ecco_models::GenerateOptions {
             max_new_tokens: options.max_new_tokens,
             sampling: options.sampling.clone(),
-            eos_token_id: loaded.model.eos_token_id(),
+            eos_token_ids: loaded.model.eos_token_ids(),
         };
         gen_options.validate(prompt_ids.len(), causal.info().max_positions)?;
         request.capture.layers.resolve(self.info().n_layers)?;
@@ -100,7 +100,7 @@ impl Lm {
         let gen_options = ecco_models::GenerateOptions {
             max_new_tokens: options.max_new_tokens,
             sampling: options.sampling.clone(),
-            eos_token_id: loaded.model.eos_token_id(),
+            eos_token_ids: loaded.model.eos_token_ids(),
         };
         gen_options.validate(input_ids.len(), None)?;
         request.capture.layers.resolve(seq2seq_layers(model))?;
