@@ -48,7 +48,7 @@ fn is_true(value: &str) -> bool {
 /// A checkpoint found on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {
-    /// The directory holding `config.json`, the weights and `tokenizer.json`.
+    /// The directory holding `config.json`, the weights and `tokenizer.json` (or a GGUF file).
     pub dir: PathBuf,
     /// The name traces record: the directory as given, or the Hub id.
     pub name: String,
@@ -72,7 +72,7 @@ pub fn repo_folder(id: &str) -> String {
     format!("models--{}", id.replace('/', "--"))
 }
 
-/// Resolves `--model NAME` with `settings`: a directory, the cache, or a download.
+/// Resolves `--model NAME` with `settings`: a directory, a GGUF file, the cache, or a download.
 ///
 /// # Errors
 /// [`Error::MissingFile`] for a path that is not a directory; [`Error::NotCached`] when offline
@@ -80,6 +80,10 @@ pub fn repo_folder(id: &str) -> String {
 /// downloaded and cannot be.
 pub fn resolve(name: &str, settings: &HubSettings) -> Result<Resolved> {
     let path = Path::new(name);
+    // A single-file checkpoint (`model.gguf`): the loader reads it as it reads a directory.
+    if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return Ok(Resolved { dir: path.to_path_buf(), name: name.to_owned() });
+    }
     if path.is_dir() || !is_hub_id(name) {
         if !path.is_dir() {
             return Err(Error::MissingFile { path: path.to_path_buf(), what: "model directory" });

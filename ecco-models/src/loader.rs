@@ -123,11 +123,6 @@ pub fn load(dir: &Path, kind: DeviceKind) -> Result<LoadedModel> {
 /// # Errors
 /// As [`crate::hub::resolve`] and [`load`].
 pub fn load_named(name: &str, settings: &crate::hub::HubSettings, kind: DeviceKind) -> Result<LoadedModel> {
-    if Path::new(name).is_file() {
-        let mut loaded = load(Path::new(name), kind)?;
-        loaded.name = name.to_owned();
-        return Ok(loaded);
-    }
     let resolved = crate::hub::resolve(name, settings)?;
     let mut loaded = load(&resolved.dir, kind)?;
     loaded.name = resolved.name;

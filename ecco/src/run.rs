@@ -40,7 +40,9 @@ impl Lm {
         if let Some(model) = loaded.model.as_seq2seq() {
             return self.generate_seq2seq(model, prompt, options, &request);
         }
-        let prompt_ids = loaded.tokenizer.encode(prompt, false)?.ids;
+        // The decoders' tokenizers add BOS when their checkpoint asks for it (GPT-2's add nothing).
+        let bos = matches!(loaded.model, ecco_models::Model::Decoder(_));
+        let prompt_ids = loaded.tokenizer.encode(prompt, bos)?.ids;
         let causal = loaded.model.as_causal().with_context(|| {
             let family = &self.info().family;
             format!(

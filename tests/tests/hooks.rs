@@ -29,7 +29,7 @@ impl Case {
     fn load(name: &str) -> Result<Self> {
         let loaded = ecco_models::load(&fixture_dir(name), DeviceKind::Flex)?;
         let (ids, decoder_ids) = match &loaded.model {
-            Model::Gpt2(_) => (loaded.tokenizer.encode("The capital of France is", false)?.ids, None),
+            Model::Gpt2(_) | Model::Decoder(_) => (loaded.tokenizer.encode("The capital of France is", false)?.ids, None),
             Model::Bert(_) => (loaded.tokenizer.encode("The capital of France is [MASK].", true)?.ids, None),
             Model::T5(t5) => {
                 let mut decoder = vec![t5.config.decoder_start_token_id];
@@ -63,7 +63,7 @@ impl Case {
     }
 }
 
-const FIXTURES: [&str; 3] = ["gpt2-bpe", "bert-wordpiece", "t5-gated"];
+const FIXTURES: [&str; 5] = ["gpt2-bpe", "bert-wordpiece", "t5-gated", "gemma2-tiny", "qwen3-tiny"];
 
 fn values(t: Tensor<3>) -> Result<Vec<f32>> {
     t.into_data().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -100,6 +100,11 @@ fn every_hook_point_is_emitted_once_with_its_shape() -> Result<()> {
         ensure!(seen == expected, "{name}: emitted {seen:?}, expected {expected:?}");
         ensure!(out.hooks.len() == expected.len(), "{name}: {} of {} hook points recorded", out.hooks.len(), expected.len());
         let info = lm.info();
+        // Keys and values have the key/value heads (grouped-query attention).
+        let kv_heads = match &case.loaded.model {
+            Model::Decoder(m) => m.config.num_kv_heads,
+            _ => info.n_heads,
+        };
         for (point, value) in &out.hooks {
             let dims = value.dims();
             let pos = match point.stack {
@@ -113,7 +118,8 @@ fn every_hook_point_is_emitted_once_with_its_shape() -> Result<()> {
                     BlockSite::MlpPost => vec![1, pos, info.intermediate_size],
                     BlockSite::AttnPattern => vec![1, info.n_heads, pos, pos],
                     BlockSite::CrossAttnPattern => vec![1, info.n_heads, pos, case.ids.len()],
-                    BlockSite::AttnQ | BlockSite::AttnK | BlockSite::AttnV | BlockSite::AttnZ => vec![1, pos, info.n_heads, dims[3]],
+                    BlockSite::AttnK | BlockSite::AttnV => vec![1, pos, kv_heads, dims[3]],
+                    BlockSite::AttnQ | BlockSite::AttnZ => vec![1, pos, info.n_heads, dims[3]],
                     _ => vec![1, pos, d],
                 },
             };
@@ -175,6 +181,13 @@ fn zeroed(case: &Case, point: HookPoint, neurons: Option<&[usize]>) -> Result<Mo
             let down = &mut stack.block[block].ffn.down;
             down.weight = zero(&down.weight);
             Model::T5(m)
+        }
+        Model::Decoder(m) => {
+            let mut m = m.clone();
+            let down = &mut m.layers[block].ffn.down;
+            down.weight = zero(&down.weight);
+            down.host = None;
+            Model::Decoder(m)
         }
     })
 }
