@@ -43,7 +43,7 @@ struct BlockTape {
 
 /// Which input copy each row of a backward pass reads.
 #[allow(clippy::large_enum_variant)] // one per backward pass, on the stack
-enum Copies {
+pub(crate) enum Copies {
     /// One copy for every row: its tape is broadcast.
     Shared(usize),
     /// A copy per row, gathered.
@@ -51,13 +51,13 @@ enum Copies {
 }
 
 /// Which input copies a backward pass reads, and how many positions.
-struct Rows {
-    copies: Copies,
-    len: usize,
+pub(crate) struct Rows {
+    pub(crate) copies: Copies,
+    pub(crate) len: usize,
 }
 
 impl Rows {
-    fn new(copies: &[usize], len: usize, device: &Device) -> Self {
+    pub(crate) fn new(copies: &[usize], len: usize, device: &Device) -> Self {
         let copies = match copies {
             [first, rest @ ..] if rest.iter().all(|c| c == first) => Copies::Shared(*first),
             _ => {
@@ -69,7 +69,7 @@ impl Rows {
     }
 
     /// The rows' copies of `t` `[copies, ...]`: batch 1 when they share one.
-    fn pick<const D: usize>(&self, t: &Tensor<D>) -> Tensor<D> {
+    pub(crate) fn pick<const D: usize>(&self, t: &Tensor<D>) -> Tensor<D> {
         match &self.copies {
             Copies::Shared(c) => t.clone().slice_dim(0, *c..*c + 1),
             Copies::PerRow(ids) => t.clone().select(0, ids.clone()),

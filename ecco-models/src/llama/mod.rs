@@ -6,6 +6,7 @@
 //! traits; [`weights`] the tensor names of Hugging Face and GGUF checkpoints.
 
 pub mod attention;
+pub mod backward;
 pub mod block;
 pub mod config;
 mod from_gguf;

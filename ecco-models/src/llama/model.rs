@@ -3,7 +3,8 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ecco_core::{
-    CaptureSpec, CausalLm, HookPoint, Hooks, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput, Stack,
+    CaptureSpec, CausalLm, HookPoint, Hooks, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind,
+    ModelOutput, Stack,
 };
 
 use crate::host::HostMatrix;
@@ -117,6 +118,15 @@ impl LanguageModel for Decoder {
 
     fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>> {
         Some(self.project(hidden))
+    }
+
+    /// The hand-written backward pass ([`crate::llama::backward`]) where it covers the
+    /// configuration; autodiff otherwise.
+    fn input_gradients(&self, embeds: Tensor<3>) -> Option<ecco_core::Result<Box<dyn InputGradients + '_>>> {
+        if embeds.is_autodiff() || !self.has_hand_backward() {
+            return None;
+        }
+        Some(self.tape(embeds).map(|t| Box::new(t) as Box<dyn InputGradients + '_>))
     }
 }
 
