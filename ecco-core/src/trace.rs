@@ -310,7 +310,7 @@ pub fn check_output_dir(dir: &Path) -> Result<OutputDir> {
         }
     }
     // The format marker is read with a small, bounded parse: a foreign `trace.json` may be huge.
-    let ours = regular && std::fs::File::open(&json).ok().is_some_and(|f| is_ecco_trace_json(f));
+    let ours = regular && std::fs::File::open(&json).ok().is_some_and(is_ecco_trace_json);
     if ours { Ok(OutputDir::Bundle) } else { refuse("it is not empty and holds no ecco trace") }
 }
 
