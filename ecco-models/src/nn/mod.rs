@@ -8,6 +8,7 @@
 //! - [`mask`]: causal, sliding-window and padding masks.
 //! - [`ffn`]: [`Ffn`], plain or gated, any activation, hooked.
 //! - [`product`]: matrix products for decoding steps (host views, thread-split columns).
+//! - `tape`: which forward-pass copy each row of a hand-written backward pass reads.
 //!
 //! Every layer emits its hook points through the recorder it is handed
 //! ([`ecco_core::BlockHooks`]); see `docs/hooks.md`.
@@ -18,6 +19,7 @@ pub mod linear;
 pub mod mask;
 pub mod norm;
 pub mod product;
+pub(crate) mod tape;
 
 pub use attention::{Attend, Role, merge_heads, split_heads};
 pub use ffn::Ffn;
