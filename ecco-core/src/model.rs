@@ -157,7 +157,7 @@ pub trait InputGradients: Send + Sync {
     /// Per row `i`, the gradient of `sum(cotangents[i] * last_hidden[copies[i], ..len])` with
     /// respect to the input embeddings of copy `copies[i]`: `[rows, len, hidden]` for
     /// `cotangents` `[rows, len, hidden]`, where `len <= seq`. Positions past `len` are not
-    /// read: causal models only.
+    /// read: `len < seq` for causal models only (a bidirectional model's tape takes `len == seq`).
     ///
     /// # Errors
     /// A copy out of range, `copies` and the rows of different lengths, `len` past the sequence.
@@ -178,6 +178,17 @@ pub trait InputGradients: Send + Sync {
     /// # Errors
     /// `dlogits` not as wide as the vocabulary.
     fn head_backward(&self, dlogits: Tensor<3>) -> Result<Tensor<3>>;
+
+    /// [`InputGradients::head_backward`] at the hidden states `h` `[rows, 1, hidden]`, for heads
+    /// that are not linear (BERT's MLM head: dense, nonlinearity, norm, decoder). A linear head
+    /// does not read `h`.
+    ///
+    /// # Errors
+    /// As [`InputGradients::head_backward`].
+    fn head_backward_at(&self, h: Tensor<3>, dlogits: Tensor<3>) -> Result<Tensor<3>> {
+        let _ = h;
+        self.head_backward(dlogits)
+    }
 }
 
 /// Keys and values of every block, kept between generation steps.

@@ -169,6 +169,32 @@ impl Trace {
             _ => self.tokens.len().saturating_sub(self.n_input_tokens),
         }
     }
+
+    /// Index of the first generated token: an encoder-decoder's follows the decoder's start
+    /// token.
+    pub fn first_generated(&self) -> usize {
+        self.n_input_tokens + usize::from(self.model.model_type == ModelKind::EncoderDecoder)
+    }
+
+    /// The ids the logit lens's hidden states cover and how many of them were input: an
+    /// encoder-decoder's decoder reads its start token and generates the rest.
+    pub fn lens_sequence(&self) -> (&[u32], usize) {
+        match self.model.model_type {
+            ModelKind::EncoderDecoder => (self.token_ids.get(self.n_input_tokens..).unwrap_or_default(), 1),
+            _ => (&self.token_ids[..], self.n_input_tokens),
+        }
+    }
+
+    /// An encoder-decoder trace's position (an index into encoder + decoder tokens) as a
+    /// position among the decoder's tokens, whose hidden states the lens reads; other traces'
+    /// as is. `None` for a position the decoder does not predict.
+    pub fn decoder_position(&self, position: usize) -> Option<usize> {
+        if self.model.model_type != ModelKind::EncoderDecoder {
+            return Some(position);
+        }
+        let n = self.n_input_tokens;
+        (position > n && position < self.tokens.len()).then(|| position - n)
+    }
 }
 
 /// A trace with its tensors, in memory.
