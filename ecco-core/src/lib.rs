@@ -17,6 +17,7 @@ pub mod error;
 pub mod model;
 pub mod tensors;
 pub mod trace;
+mod validate;
 
 pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};

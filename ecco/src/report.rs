@@ -111,7 +111,12 @@ fn lens_views(report: &mut Report, bundle: &TraceBundle, model: &LoadedModel, op
     let masked = trace.model.model_type == ModelKind::Masked;
     let name = if masked { "hidden_states.encoder" } else { "hidden_states.decoder" };
     let Some(hidden) = bundle.tensors.get(name) else {
-        bail!("the trace has no hidden states: make it with `--hidden-states` (`hidden_states: true`)");
+        // The lens views are left out, as every view a trace cannot support is; only asking
+        // for one of them explicitly is an error.
+        if options.watch.is_some() || options.position.is_some() {
+            bail!("--watch and --position need the trace's hidden states: make it with `--hidden-states` (`hidden_states: true`)");
+        }
+        return Ok(());
     };
     let lm = model.model.as_lm();
     // A masked LM predicts a mask token from that token's own hidden state (default: the
