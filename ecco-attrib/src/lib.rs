@@ -31,7 +31,7 @@ pub mod method;
 mod rollout;
 pub mod seq2seq;
 
-pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
+pub use attribute::{AttributionOptions, MAX_IG_STEPS, Sequence, attribute, check_ig_steps, occlusion, work};
 pub use engine::AttributionTarget;
 pub use error::{Error, Result};
 pub use hook_gradients::{GradientPath, HookTarget, hook_gradients, resolve_points};

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use ecco::{ForwardOptions, GenerateOptions, Sampling};
 use ecco_attrib::{AttributionTarget, Method, parse_methods};
@@ -70,9 +70,7 @@ pub struct AttributionArgs {
 impl AttributionArgs {
     /// The methods, checked before any work.
     fn methods(&self) -> Result<Vec<Method>> {
-        if self.ig_steps == 0 {
-            bail!("--ig-steps must be at least 1");
-        }
+        ecco_attrib::check_ig_steps(self.ig_steps)?;
         Ok(match &self.attribution {
             Some(list) => parse_methods(list)?,
             None => Vec::new(),

@@ -70,6 +70,14 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A trace bundle whose parts disagree: `trace.json` with itself, or a tensor with it.
+    #[error("{path}: inconsistent trace bundle: {reason}")]
+    InvalidTrace {
+        /// The bundle directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The output path exists and is not something we may write a trace bundle into.
     #[error("{path}: {reason}; refusing to overwrite it (nothing was changed)")]
     RefuseOverwrite {

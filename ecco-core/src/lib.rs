@@ -25,6 +25,7 @@ pub mod model;
 pub mod recorder;
 pub mod tensors;
 pub mod trace;
+mod validate;
 
 pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};

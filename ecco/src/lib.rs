@@ -113,7 +113,7 @@ pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_me
 pub use ecco_core::{HookPattern, HookPoint, parse_hook_patterns};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
-pub use nmf::{NmfOptions, NmfOutcome};
+pub use nmf::{MAX_NMF_ITER, NmfOptions, NmfOutcome};
 pub use options::{ForwardOptions, GenerateOptions};
 pub use output::Output;
 pub use report::{ReportOptions, build_report};

@@ -109,8 +109,17 @@ pub fn build_report(bundle: &TraceBundle, model: Option<&LoadedModel>, options: 
 /// [`Output`]'s methods use.
 fn lens_views(report: &mut Report, bundle: &TraceBundle, model: &LoadedModel, options: &ReportOptions) -> Result<()> {
     let trace = &bundle.trace;
-    let input = LensInput::new(bundle, model)?;
     let masked = trace.model.model_type == ModelKind::Masked;
+    let name = if masked { "hidden_states.encoder" } else { "hidden_states.decoder" };
+    if !bundle.tensors.contains_key(name) {
+        // The lens views are left out, as every view a trace cannot support is; only asking
+        // for one of them explicitly is an error.
+        if options.watch.is_some() || options.position.is_some() {
+            bail!("--watch and --position need the trace's hidden states: make it with `--hidden-states` (`hidden_states: true`)");
+        }
+        return Ok(());
+    }
+    let input = LensInput::new(bundle, model)?;
     // A masked LM predicts a mask token from that token's own hidden state (default: the
     // first mask); a causal LM predicts position P from the hidden state at P-1 (default: the
     // first generated token); an encoder-decoder's decoder likewise, after its start token.

@@ -96,13 +96,14 @@ impl Lm {
                 loaded.name
             );
         }
+        check_not_empty(loaded, prompt)?;
         let input_ids = loaded.tokenizer.encode(prompt, true)?.ids;
         let gen_options = ecco_models::GenerateOptions {
             max_new_tokens: options.max_new_tokens,
             sampling: options.sampling.clone(),
             eos_token_id: loaded.model.eos_token_id(),
         };
-        gen_options.validate(input_ids.len(), None)?;
+        gen_options.validate_seq2seq(input_ids.len(), model.config.max_positions)?;
         request.capture.layers.resolve(seq2seq_layers(model))?;
         check_hooks(loaded, request)?;
         let attribution = attribution_options(loaded, request)?;
@@ -157,6 +158,7 @@ impl Lm {
                 "attribution on `forward` is for masked LMs; for a causal LM or an encoder-decoder use `ecco generate --attribution` (`Lm::generate`)"
             );
         }
+        check_not_empty(loaded, text)?;
         // Masked LMs read their special tokens (`[CLS] … [SEP]`), and T5 its `</s>`, as
         // `tokenizer(text)` gives them.
         let ids = loaded.tokenizer.encode(text, masked || seq2seq.is_some())?.ids;
@@ -181,6 +183,10 @@ impl Lm {
             let mut decoder_ids = vec![model.config.decoder_start_token_id];
             if let Some(decoder_text) = &options.decoder_text {
                 decoder_ids.extend(loaded.tokenizer.encode(decoder_text, false)?.ids);
+            }
+            if decoder_ids.len() > model.config.max_positions {
+                let (len, max) = (decoder_ids.len(), model.config.max_positions);
+                bail!("the decoder's input (its start token and --decoder-text) has {len} tokens but the model takes at most {max}");
             }
             let (tensors, activation_layers) = run_captures_seq2seq(loaded, &ids, &decoder_ids, &request)?;
             let mut all = ids.clone();
@@ -207,11 +213,18 @@ impl Lm {
     }
 }
 
+/// Refuses a text that gives no tokens of its own: the special tokens a masked LM or T5 adds
+/// (`[CLS] [SEP]`, `</s>`) are not a prompt.
+fn check_not_empty(loaded: &LoadedModel, text: &str) -> Result<()> {
+    if loaded.tokenizer.encode(text, false)?.ids.is_empty() {
+        return Err(ecco_models::Error::EmptyPrompt.into());
+    }
+    Ok(())
+}
+
 /// The attribution settings, with the foil token resolved.
 fn attribution_options(loaded: &LoadedModel, request: &Request<'_>) -> Result<AttributionOptions> {
-    if request.ig_steps == 0 {
-        bail!("the number of integrated-gradients steps (--ig-steps) must be at least 1");
-    }
+    ecco_attrib::check_ig_steps(request.ig_steps)?;
     let vocab = loaded.model.as_lm().info().vocab_size;
     let contrast_with = match request.contrast_with {
         Some(token) => Some(resolve_token(&loaded.tokenizer, token, vocab)?),
