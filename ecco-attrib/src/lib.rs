@@ -34,7 +34,9 @@ pub mod seq2seq;
 pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
 pub use engine::AttributionTarget;
 pub use error::{Error, Result};
-pub use evaluate::{EvaluateOptions, Evaluation, Example, Removal, Scores, causal_examples, evaluate, evaluate_many, masked_examples};
+pub use evaluate::{
+    Curves, EvaluateOptions, Evaluation, Example, Removal, Scores, causal_examples, evaluate, evaluate_many, masked_examples,
+};
 pub use lens::{
     LayerPrediction, Lens, check_compatible, layer_predictions, layer_predictions_at, rank, rankings, rankings_watch, rankings_watch_at,
     top_k,

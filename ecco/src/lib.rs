@@ -83,6 +83,8 @@
 //! - `wgpu`, `cuda`: GPU backends ([`LoadOptions::device`]).
 //!
 //! ## Crate map
+//! - [`evaluate`](mod@evaluate): [`Output::evaluate`], [`EvaluateOptions`], [`Baseline`], [`Evaluation`]:
+//!   faithfulness of the attributions (deletion/insertion AUC, comprehensiveness, sufficiency).
 //! - [`load`](mod@load): [`from_pretrained`], [`demo`], [`Lm`].
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
 //! - [`run`]: [`Lm::generate`], [`Lm::forward`].
@@ -96,6 +98,7 @@
 //! (traces, the model trait), [`ecco_models`] (architectures, loading), [`ecco_attrib`]
 //! (attribution, logit lens), [`ecco_factor`] (NMF, CCA, CKA), [`ecco_viz`] (views, HTML, SVG).
 
+pub mod evaluate;
 pub mod load;
 mod masked;
 pub mod nmf;
@@ -110,6 +113,7 @@ pub use {ecco_attrib, ecco_core, ecco_factor, ecco_models, ecco_viz};
 
 pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_methods};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
+pub use evaluate::{Baseline, EvaluateOptions, Evaluation};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
 pub use nmf::{NmfOptions, NmfOutcome};
 pub use options::{ForwardOptions, GenerateOptions};
