@@ -292,7 +292,7 @@
   // One chart: the x axis is the fraction of tokens removed (or restored), the y axis the mean
   // probability of the predicted token; one line per method, the random ranking dashed.
   function curveChart(parent, title, grid, rows, pick) {
-    var W = 360, H = 220, L = 40, R = 10, T = 22, B = 34;
+    var W = 360, H = 220, L = 40, R = 18, T = 22, B = 34;
     var svg = svgEl('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': title, 'class': 'chart' });
     var ymax = 1e-9;
     rows.forEach(function (r) { pick(r).forEach(function (v) { if (v > ymax) ymax = v; }); });
