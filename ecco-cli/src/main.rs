@@ -15,6 +15,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod evaluate_cmd;
 mod lens_cmd;
 mod nmf_cmd;
 mod report_cmd;
@@ -53,6 +54,9 @@ enum Command {
     Nmf(nmf_cmd::NmfArgs),
     /// One self-contained HTML page with every view the trace supports.
     Report(report_cmd::ReportArgs),
+    /// Faithfulness of a trace's attributions: deletion/insertion AUC, comprehensiveness and
+    /// sufficiency of each method beside a random ranking.
+    Evaluate(evaluate_cmd::EvaluateArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::RankingsWatch(args) => lens_cmd::rankings_watch(&args),
         Command::Nmf(args) => nmf_cmd::nmf(&args),
         Command::Report(args) => report_cmd::report(&args),
+        Command::Evaluate(args) => evaluate_cmd::evaluate(&args),
     });
     let Ok(result) = run else {
         let what = LAST_PANIC.lock().ok().and_then(|mut p| p.take()).unwrap_or_else(|| "a panic".to_owned());

@@ -60,6 +60,13 @@ pub struct ReportArgs {
     /// Page title.
     #[arg(long)]
     title: Option<String>,
+    /// Add the faithfulness view: deletion and insertion curves and scores of every
+    /// attribution method beside a random ranking (as `ecco evaluate`; runs the model many times).
+    #[arg(long)]
+    evaluate: bool,
+    /// With `--evaluate`: how removed tokens are replaced (auto, pad, unk, eos, mask, drop, or a token id).
+    #[arg(long, default_value = "auto", value_name = "BASELINE", requires = "evaluate")]
+    baseline: String,
 }
 
 fn parse_neuron(text: &str) -> Result<NeuronRef> {
@@ -78,6 +85,8 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     if args.topk == 0 {
         bail!("--topk must be at least 1");
     }
+    // Parsed here rather than by clap, whose errors span several lines.
+    let baseline: ecco::Baseline = args.baseline.parse().map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
     let neurons: Option<Vec<NeuronRef>> = args.neurons.as_ref().map(|l| l.iter().map(|t| parse_neuron(t)).collect()).transpose()?;
     let mut output = Output::load(&args.trace)?;
     if args.model.is_some() {
@@ -94,6 +103,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         neurons,
         attention_topk: args.attention_topk,
         progress: true,
+        evaluate: args.evaluate.then(|| ecco::EvaluateOptions { baseline, ..Default::default() }),
     };
     let report = output.report(&options)?;
     // All of the command's files or none.

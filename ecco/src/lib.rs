@@ -83,6 +83,8 @@
 //! - `wgpu`, `cuda`: GPU backends ([`LoadOptions::device`]).
 //!
 //! ## Crate map
+//! - [`evaluate`](mod@evaluate): [`Output::evaluate`], [`EvaluateOptions`], [`Baseline`], [`Evaluation`]:
+//!   faithfulness of the attributions (deletion/insertion AUC, comprehensiveness, sufficiency).
 //! - [`load`](mod@load): [`from_pretrained`], [`demo`], [`Lm`].
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
 //! - [`run`]: [`Lm::generate`], [`Lm::forward`].
@@ -97,6 +99,7 @@
 //! (attribution, logit lens), [`ecco_factor`] (NMF, CCA, CKA), [`ecco_viz`] (views, HTML, SVG).
 
 mod lens;
+pub mod evaluate;
 pub mod load;
 mod masked;
 pub mod nmf;
@@ -112,6 +115,7 @@ pub use {ecco_attrib, ecco_core, ecco_factor, ecco_models, ecco_viz};
 pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_methods};
 pub use ecco_core::{HookPattern, HookPoint, parse_hook_patterns};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
+pub use evaluate::{Baseline, EvaluateOptions, Evaluation};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
 pub use nmf::{MAX_NMF_ITER, NmfOptions, NmfOutcome};
 pub use options::{ForwardOptions, GenerateOptions};

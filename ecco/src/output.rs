@@ -198,4 +198,30 @@ impl Output {
     pub fn run_nmf(&self, options: &NmfOptions) -> Result<NmfOutcome> {
         factorise(&self.bundle, options)
     }
+
+    /// Which attribution can you trust: deletion and insertion AUC, comprehensiveness and
+    /// sufficiency of each method in the output (`options.methods`, or all), each beside a
+    /// seeded random ranking (`ecco evaluate`). Needs the model that made the output.
+    ///
+    /// ```
+    /// use ecco::{EvaluateOptions, GenerateOptions, Method};
+    /// let lm = ecco::demo()?;
+    /// let options = GenerateOptions { max_new_tokens: 1, attribution: vec![Method::GradXInput], ..Default::default() };
+    /// let output = lm.generate("The capital of France is", &options)?;
+    /// let scores = output.evaluate(&EvaluateOptions::default())?;
+    /// let gxi = &scores.methods["grad_x_input"];
+    /// // Removing the tokens grad x input ranks first loses " Paris" faster than a random order.
+    /// assert!(gxi.scores.deletion_auc < gxi.random_baseline.scores.deletion_auc);
+    /// # Ok::<(), ecco::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// No model attached, a model that did not make the trace, no attributions (or not the
+    /// methods asked for), an encoder-decoder trace, a baseline the tokenizer lacks.
+    pub fn evaluate(&self, options: &crate::EvaluateOptions) -> Result<crate::Evaluation> {
+        let Some(model) = self.model() else {
+            bail!("evaluation runs the model that made the trace: attach it with `Output::with_model` (`--model`)");
+        };
+        crate::evaluate::evaluate(&self.bundle.trace, &model, options)
+    }
 }

@@ -39,6 +39,9 @@ pub struct ReportOptions {
     pub attention_topk: usize,
     /// A progress bar while the NMF runs.
     pub progress: bool,
+    /// Score the attributions' faithfulness with these settings (the report's evaluation view;
+    /// `ecco report --evaluate`). Runs the model many times: off by default.
+    pub evaluate: Option<crate::EvaluateOptions>,
 }
 
 impl Default for ReportOptions {
@@ -53,6 +56,7 @@ impl Default for ReportOptions {
             neurons: None,
             attention_topk: 8,
             progress: true,
+            evaluate: None,
         }
     }
 }
@@ -99,7 +103,16 @@ pub fn build_report(bundle: &TraceBundle, model: Option<&LoadedModel>, options: 
         None if options.neurons.is_some() => bail!("--neurons: the trace has no FFN activations: make it with `--activations`"),
         None => {}
     }
-    if let Some(model) = model {
+    if let Some(evaluate) = &options.evaluate {
+        let Some(model) = model else { bail!("--evaluate needs --model (evaluation runs the model that made the trace)") };
+        report.evaluation = Some(views::evaluation_view(&crate::evaluate::evaluate(trace, model, evaluate)?));
+    }
+    // The lens views need hidden states; without them (and with no lens option asked for) the
+    // page simply has none, as for a trace made without `--hidden-states` and no model.
+    let has_hidden = ["hidden_states.decoder", "hidden_states.encoder"].into_iter().any(|n| bundle.tensors.get(n).is_some());
+    if let Some(model) = model
+        && (has_hidden || options.position.is_some() || options.watch.is_some())
+    {
         lens_views(&mut report, bundle, model, options)?;
     }
     Ok(report)
