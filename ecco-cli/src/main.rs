@@ -15,6 +15,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod batch_cmd;
 mod lens_cmd;
 mod nmf_cmd;
 mod report_cmd;
@@ -53,6 +54,9 @@ enum Command {
     Nmf(nmf_cmd::NmfArgs),
     /// One self-contained HTML page with every view the trace supports.
     Report(report_cmd::ReportArgs),
+    /// Run a corpus (JSONL or Parquet) through the model, writing Parquet tables and tensors
+    /// shard by shard; rerun the same command to resume.
+    Batch(batch_cmd::BatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::RankingsWatch(args) => lens_cmd::rankings_watch(&args),
         Command::Nmf(args) => nmf_cmd::nmf(&args),
         Command::Report(args) => report_cmd::report(&args),
+        Command::Batch(args) => batch_cmd::batch(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -84,6 +84,7 @@
 //!
 //! ## Crate map
 //! - [`load`](mod@load): [`from_pretrained`], [`demo`], [`Lm`].
+//! - [`batch`]: one document of a corpus run (`ecco batch`) as table rows.
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
 //! - [`run`]: [`Lm::generate`], [`Lm::forward`].
 //! - [`output`]: [`Output`] and its analyses.
@@ -96,6 +97,7 @@
 //! (traces, the model trait), [`ecco_models`] (architectures, loading), [`ecco_attrib`]
 //! (attribution, logit lens), [`ecco_factor`] (NMF, CCA, CKA), [`ecco_viz`] (views, HTML, SVG).
 
+pub mod batch;
 pub mod load;
 mod masked;
 pub mod nmf;
