@@ -57,6 +57,9 @@ enum Command {
     /// Run a corpus (JSONL or Parquet) through the model, writing Parquet tables and tensors
     /// shard by shard; rerun the same command to resume.
     Batch(batch_cmd::BatchArgs),
+    /// A neuron's top documents from an `ecco batch --neuron-stats` run, tokens coloured by
+    /// its activation.
+    TopExamples(batch_cmd::TopExamplesArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Nmf(args) => nmf_cmd::nmf(&args),
         Command::Report(args) => report_cmd::report(&args),
         Command::Batch(args) => batch_cmd::batch(&args),
+        Command::TopExamples(args) => batch_cmd::top_examples(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -65,6 +65,9 @@ pub struct Manifest {
     pub version: u32,
     /// The model as given to `--model`.
     pub model: String,
+    /// Its architecture family (`gpt2`, …): how its tokens display.
+    #[serde(default)]
+    pub family: String,
     /// The input as given to `--input`.
     pub input: String,
     /// What the rows depend on.

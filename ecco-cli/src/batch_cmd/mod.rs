@@ -4,7 +4,11 @@
 
 mod input;
 mod manifest;
+mod neurons;
 mod tables;
+mod top_examples;
+
+pub use top_examples::{TopExamplesArgs, top_examples};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -51,6 +55,13 @@ pub struct BatchArgs {
     /// Record FFN activations into `tensors/shard-NNNNN.safetensors`.
     #[arg(long)]
     activations: bool,
+    /// Per FFN neuron: count, mean, max and the top documents (`neuron_stats.parquet`,
+    /// `top_examples.parquet`), from the captured activations.
+    #[arg(long, requires = "activations")]
+    neuron_stats: bool,
+    /// How many top documents `--neuron-stats` keeps per neuron.
+    #[arg(long, default_value_t = 20, value_name = "K", requires = "neuron_stats")]
+    top_k: usize,
     /// Documents per shard: the unit of writing and of resuming.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     shard_size: usize,
@@ -63,6 +74,9 @@ pub struct BatchArgs {
 pub fn batch(args: &BatchArgs) -> Result<()> {
     if args.shard_size == 0 {
         bail!("--shard-size must be at least 1");
+    }
+    if args.neuron_stats && args.top_k == 0 {
+        bail!("--top-k must be at least 1");
     }
     if args.max_new_tokens == Some(0) {
         bail!("--max-new-tokens must be at least 1");
@@ -96,6 +110,7 @@ pub fn batch(args: &BatchArgs) -> Result<()> {
                 format: FORMAT.to_owned(),
                 version: 1,
                 model: lm.name().to_owned(),
+                family: lm.info().family.clone(),
                 input: args.input.display().to_string(),
                 settings,
                 shards: Vec::new(),
@@ -111,6 +126,9 @@ pub fn batch(args: &BatchArgs) -> Result<()> {
     }
     if !manifest.complete {
         run(&lm, &input, &options, args, &mut manifest)?;
+    }
+    if args.neuron_stats {
+        neurons::write(&args.out, &args.out.join(TENSORS), &manifest.shards, args.top_k)?;
     }
     let documents: u64 = manifest.shards.iter().map(|s| s.documents).sum();
     let skipped: u64 = manifest.shards.iter().map(|s| s.skipped).sum();

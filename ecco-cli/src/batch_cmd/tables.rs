@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use parquet::basic::Compression;
-use parquet::data_type::{ByteArray, ByteArrayType, FloatType, Int32Type};
+use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
@@ -41,8 +41,12 @@ pub enum Column {
     Str(Vec<ByteArray>),
     /// A required int32 column (uint32 values are stored by their bits, as Parquet does).
     I32(Vec<i32>),
+    /// A required int64 column.
+    I64(Vec<i64>),
     /// A required float column.
     F32(Vec<f32>),
+    /// A required double column.
+    F64(Vec<f64>),
     /// A required list of required int32.
     ListI32(ListLevels, Vec<i32>),
     /// A required list of required strings.
@@ -95,7 +99,9 @@ pub fn write_table(schema: &str, columns: Vec<Column>) -> Result<Vec<u8>> {
         match column {
             Column::Str(v) => col.typed::<ByteArrayType>().write_batch(&v, None, None)?,
             Column::I32(v) => col.typed::<Int32Type>().write_batch(&v, None, None)?,
+            Column::I64(v) => col.typed::<Int64Type>().write_batch(&v, None, None)?,
             Column::F32(v) => col.typed::<FloatType>().write_batch(&v, None, None)?,
+            Column::F64(v) => col.typed::<DoubleType>().write_batch(&v, None, None)?,
             Column::ListI32(l, v) => col.typed::<Int32Type>().write_batch(&v, Some(&l.def), Some(&l.rep))?,
             Column::ListStr(l, v) => col.typed::<ByteArrayType>().write_batch(&v, Some(&l.def), Some(&l.rep))?,
         };
