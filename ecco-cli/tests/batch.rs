@@ -393,3 +393,38 @@ fn neuron_statistics_and_top_examples_follow_the_tensors() -> Result<()> {
     ensure!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--activations"), "--neuron-stats alone");
     Ok(())
 }
+
+#[test]
+fn the_progress_bar_shows_rates_on_a_terminal_and_stays_quiet_when_piped() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let corpus = tmp.path().join("corpus.jsonl");
+    let lines: Vec<Vec<u8>> = (0..12).map(|i| json_line(&i.to_string(), "The capital of France is")).collect();
+    write_lines(&corpus, &lines)?;
+    let args = |out: &Path| -> Vec<String> {
+        ["batch", "--input", s(&corpus), "--max-new-tokens", "4", "--attribution", "ig", "--shard-size", "5", "--out", s(out)]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
+    };
+    let piped = common::ecco(&args(&tmp.path().join("piped")).iter().map(String::as_str).collect::<Vec<_>>())?;
+    ensure!(piped.status.success() && piped.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&piped.stderr));
+    // On a pseudo-terminal from util-linux's `script`, where installed.
+    let Ok(script) = Command::new("script").arg("--version").output() else {
+        eprintln!("note: no `script` command: the terminal half of this test is skipped");
+        return Ok(());
+    };
+    ensure!(script.status.success());
+    let line = std::iter::once(env!("CARGO_BIN_EXE_ecco").to_owned())
+        .chain(args(&tmp.path().join("tty")))
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tty = Command::new("script").args(["-qec", &line, "/dev/null"]).output()?;
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    ensure!(tty.status.success(), "{shown}");
+    ensure!(
+        shown.contains("/12 docs, ") && shown.contains("/s, ") && shown.contains("tokens/s, ETA"),
+        "no progress bar on a terminal: {shown:?}"
+    );
+    Ok(())
+}

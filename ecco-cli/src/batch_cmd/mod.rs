@@ -291,7 +291,7 @@ impl Shard {
         ];
         if tensors {
             let path = out.join(TENSORS).join(format!("shard-{:05}.safetensors", self.index));
-            ecco_viz_check(&path)?;
+            ecco::ecco_viz::check_replaceable(&path).with_context(|| format!("cannot write {}", path.display()))?;
             let file = tempfile::Builder::new()
                 .prefix(&format!(".shard-{:05}.safetensors.tmp-", self.index))
                 .tempfile_in(out.join(TENSORS))
@@ -304,11 +304,6 @@ impl Shard {
         }
         Ok(entry)
     }
-}
-
-/// A shard's tensors file may replace only a regular file.
-fn ecco_viz_check(path: &Path) -> Result<()> {
-    ecco::ecco_viz::check_replaceable(path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Runs every row after the finished shards, writing each shard as it fills.
