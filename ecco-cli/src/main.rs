@@ -16,6 +16,7 @@ macro_rules! outln {
 
 mod args;
 mod evaluate_cmd;
+mod batch_cmd;
 mod lens_cmd;
 mod nmf_cmd;
 mod report_cmd;
@@ -57,6 +58,12 @@ enum Command {
     /// Faithfulness of a trace's attributions: deletion/insertion AUC, comprehensiveness and
     /// sufficiency of each method beside a random ranking.
     Evaluate(evaluate_cmd::EvaluateArgs),
+    /// Run a corpus (JSONL or Parquet) through the model, writing Parquet tables and tensors
+    /// shard by shard; rerun the same command to resume.
+    Batch(batch_cmd::BatchArgs),
+    /// A neuron's top documents from an `ecco batch --neuron-stats` run, tokens coloured by
+    /// its activation.
+    TopExamples(batch_cmd::TopExamplesArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +81,8 @@ fn main() -> ExitCode {
         Command::Nmf(args) => nmf_cmd::nmf(&args),
         Command::Report(args) => report_cmd::report(&args),
         Command::Evaluate(args) => evaluate_cmd::evaluate(&args),
+        Command::Batch(args) => batch_cmd::batch(&args),
+        Command::TopExamples(args) => batch_cmd::top_examples(&args),
     });
     let Ok(result) = run else {
         let what = LAST_PANIC.lock().ok().and_then(|mut p| p.take()).unwrap_or_else(|| "a panic".to_owned());

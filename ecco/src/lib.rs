@@ -86,6 +86,7 @@
 //! - [`evaluate`](mod@evaluate): [`Output::evaluate`], [`EvaluateOptions`], [`Baseline`], [`Evaluation`]:
 //!   faithfulness of the attributions (deletion/insertion AUC, comprehensiveness, sufficiency).
 //! - [`load`](mod@load): [`from_pretrained`], [`demo`], [`Lm`].
+//! - [`batch`]: one document of a corpus run (`ecco batch`) as table rows.
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
 //! - [`run`]: [`Lm::generate`], [`Lm::forward`].
 //! - [`output`]: [`Output`] and its analyses.
@@ -100,6 +101,7 @@
 
 mod lens;
 pub mod evaluate;
+pub mod batch;
 pub mod load;
 mod masked;
 pub mod nmf;
