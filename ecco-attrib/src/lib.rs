@@ -37,10 +37,10 @@ pub mod seq2seq;
 pub use attribute::{AttributionOptions, MAX_IG_STEPS, Sequence, attribute, check_ig_steps, occlusion, work};
 pub use engine::AttributionTarget;
 pub use error::{Error, Result};
-pub use hook_gradients::{GradientPath, HookTarget, hook_gradients, resolve_points};
 pub use evaluate::{
     Curves, EvaluateOptions, Evaluation, Example, Removal, Scores, causal_examples, evaluate, evaluate_many, masked_examples,
 };
+pub use hook_gradients::{GradientPath, HookTarget, hook_gradients, resolve_points};
 pub use lens::{
     LayerPrediction, Lens, check_compatible, layer_predictions, layer_predictions_at, rank, rankings, rankings_watch, rankings_watch_at,
     top_k,

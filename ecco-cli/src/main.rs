@@ -15,8 +15,8 @@ macro_rules! outln {
 }
 
 mod args;
-mod evaluate_cmd;
 mod batch_cmd;
+mod evaluate_cmd;
 mod lens_cmd;
 mod nmf_cmd;
 mod report_cmd;

@@ -26,6 +26,24 @@ impl Outputs {
         Ok(())
     }
 
+    /// Stages a file for `path` that `write` writes at the temporary path it is given (for
+    /// writers that take a path, such as `write_safetensors`).
+    pub fn stage_with(&mut self, path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        if self.staged.iter().any(|(p, _)| p == path) {
+            bail!("{} is named as two outputs of this command", path.display());
+        }
+        ecco_viz::check_replaceable(path).with_context(|| format!("cannot write {}", path.display()))?;
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+        let file = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp-"))
+            .tempfile_in(parent)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        write(file.path()).with_context(|| format!("cannot write {}", path.display()))?;
+        self.staged.push((path.to_path_buf(), file));
+        Ok(())
+    }
+
     /// Stages `report` as a self-contained HTML page for `path`.
     pub fn html(&mut self, path: &Path, report: &Report) -> Result<()> {
         let page = ecco_viz::render_html(report)?;

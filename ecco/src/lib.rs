@@ -99,9 +99,9 @@
 //! (traces, the model trait), [`ecco_models`] (architectures, loading), [`ecco_attrib`]
 //! (attribution, logit lens), [`ecco_factor`] (NMF, CCA, CKA), [`ecco_viz`] (views, HTML, SVG).
 
-mod lens;
-pub mod evaluate;
 pub mod batch;
+pub mod evaluate;
+mod lens;
 pub mod load;
 mod masked;
 pub mod nmf;
