@@ -222,5 +222,16 @@ pub trait CausalLm: LanguageModel {
     ///
     /// # Errors
     /// When the sequence would exceed the model's positions.
-    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)>;
+    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)> {
+        self.decode_step_hooked(ids, cache, &mut Hooks::new(CaptureSpec::none()))
+    }
+
+    /// [`CausalLm::decode_step`] emitting every hook point of the step into `hooks` (the new
+    /// positions only: position-wise interventions count from the first uncached token), so
+    /// that interventions such as steering apply to generated tokens too. The step computes the
+    /// last position's logits whatever `hooks`' capture asks.
+    ///
+    /// # Errors
+    /// As [`CausalLm::decode_step`], and a failing intervention.
+    fn decode_step_hooked(&self, ids: &[u32], cache: KvCache, hooks: &mut Hooks) -> Result<(Tensor<1>, KvCache)>;
 }
