@@ -143,12 +143,13 @@ pub trait LanguageModel: Sync {
     }
 }
 
-/// A causal model's forward pass kept for vector-Jacobian products with respect to its input
+/// A model's forward pass kept for vector-Jacobian products with respect to its input
 /// embeddings (a hand-written backward pass; see [`LanguageModel::input_gradients`]).
 ///
-/// Attributing `n` generated tokens takes `n` gradients of one sequence. With autodiff each
-/// needs its own forward pass over its own input copy; here one forward pass serves them all,
-/// and the causal mask lets each gradient stop at its own scored position. Backward passes
+/// Attributing `n` generated (or masked) tokens takes `n` gradients of one sequence. With
+/// autodiff each needs its own forward pass over its own input copy; here one forward pass
+/// serves them all. In a causal model the causal mask lets each gradient stop at its own scored
+/// position; a bidirectional one's backward passes cover the whole sequence. Backward passes
 /// may run on several threads at once.
 pub trait InputGradients: Send + Sync {
     /// The final hidden states (after the final norm), `[copies, seq, hidden]`.
@@ -221,5 +222,16 @@ pub trait CausalLm: LanguageModel {
     ///
     /// # Errors
     /// When the sequence would exceed the model's positions.
-    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)>;
+    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)> {
+        self.decode_step_hooked(ids, cache, &mut Hooks::new(CaptureSpec::none()))
+    }
+
+    /// [`CausalLm::decode_step`] emitting every hook point of the step into `hooks` (the new
+    /// positions only: position-wise interventions count from the first uncached token), so
+    /// that interventions such as steering apply to generated tokens too. The step computes the
+    /// last position's logits whatever `hooks`' capture asks.
+    ///
+    /// # Errors
+    /// As [`CausalLm::decode_step`], and a failing intervention.
+    fn decode_step_hooked(&self, ids: &[u32], cache: KvCache, hooks: &mut Hooks) -> Result<(Tensor<1>, KvCache)>;
 }
