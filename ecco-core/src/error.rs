@@ -97,6 +97,9 @@ pub enum Error {
     /// A forward pass lacks an input the model needs (an encoder-decoder's decoder input).
     #[error("missing model input: {0}")]
     MissingInput(&'static str),
+    /// The work was stopped through its [`Cancel`](crate::Cancel) flag.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -12,12 +12,14 @@
 //! - [`tensors`]: [`F32Tensor`], [`SafetensorsReader`], [`write_safetensors`].
 //! - [`error`]: [`Error`] and [`Result`].
 
+pub mod cancel;
 pub mod capture;
 pub mod error;
 pub mod model;
 pub mod tensors;
 pub mod trace;
 
+pub use cancel::Cancel;
 pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};
 pub use model::{CausalLm, InputGradients, KvCache, LanguageModel, ModelInfo, ModelInputs, ModelKind, ModelOutput};

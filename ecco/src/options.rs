@@ -5,6 +5,8 @@
 use ecco_attrib::{AttributionTarget, Method};
 use ecco_models::Sampling;
 
+use crate::progress::Control;
+
 /// Options of [`Lm::generate`](crate::Lm::generate), Ecco's `lm.generate(text, …)`.
 ///
 /// Start from [`Default`] (4 greedy tokens, hidden states captured for the logit lens, no
@@ -41,6 +43,8 @@ pub struct GenerateOptions {
     pub attention: bool,
     /// Progress bars on stderr for long work (shown only on a terminal).
     pub progress: bool,
+    /// A handle through which another thread follows the work's progress and stops it.
+    pub control: Option<Control>,
 }
 
 impl Default for GenerateOptions {
@@ -57,6 +61,7 @@ impl Default for GenerateOptions {
             hidden_states: true,
             attention: false,
             progress: true,
+            control: None,
         }
     }
 }
@@ -90,6 +95,8 @@ pub struct ForwardOptions {
     pub decoder_text: Option<String>,
     /// Progress bars on stderr (shown only on a terminal).
     pub progress: bool,
+    /// A handle through which another thread follows the work's progress and stops it.
+    pub control: Option<Control>,
 }
 
 impl Default for ForwardOptions {
@@ -106,6 +113,7 @@ impl Default for ForwardOptions {
             mask_topk: 10,
             decoder_text: None,
             progress: true,
+            control: None,
         }
     }
 }
@@ -119,6 +127,7 @@ pub(crate) struct Request<'a> {
     pub capture: ecco_core::CaptureSpec,
     pub layers_chosen: bool,
     pub progress: bool,
+    pub control: Option<&'a Control>,
 }
 
 /// The capture switches, refusing `layers` without `activations`.
@@ -132,6 +141,13 @@ fn capture(activations: bool, layers: Option<&Vec<usize>>, hidden_states: bool, 
     Ok(ecco_core::CaptureSpec { hidden_states, activations, attention, layers, ..ecco_core::CaptureSpec::none() })
 }
 
+impl Request<'_> {
+    /// The flag the lower layers check, when someone may stop the work.
+    pub(crate) fn cancel(&self) -> Option<ecco_core::Cancel> {
+        self.control.map(|c| c.cancel_token().clone())
+    }
+}
+
 impl GenerateOptions {
     pub(crate) fn request(&self) -> anyhow::Result<Request<'_>> {
         Ok(Request {
@@ -142,6 +158,7 @@ impl GenerateOptions {
             capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention)?,
             layers_chosen: self.layers.is_some(),
             progress: self.progress,
+            control: self.control.as_ref(),
         })
     }
 }
@@ -156,6 +173,7 @@ impl ForwardOptions {
             capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention)?,
             layers_chosen: self.layers.is_some(),
             progress: self.progress,
+            control: self.control.as_ref(),
         })
     }
 }
