@@ -124,6 +124,7 @@ impl Output {
         let rows = self.inner.primary_attributions(method).py(py)?.to_vec();
         let mut report = Report::from_trace(self.inner.trace()).py(py)?;
         report.attributions.retain(|a| a.method == method.name());
+        report.title = format!("Primary attributions: {}", self.inner.trace().model.name);
         Ok((View { report }, rows))
     }
 
