@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ecco_rs
-from conftest import PROMPT, Cli
+from conftest import PROMPT, ROOT, Cli
 
 def as_f32(predictions: list[list[dict]]) -> list[list[dict]]:
     """Predictions with `prob` as float32: the command line prints f32 values widened to f64,
@@ -114,3 +114,41 @@ def test_sampling_and_contrast_equal_the_cli(cli: Cli, lm: ecco_rs.LM, fresh_dir
     assert output.token_ids.tolist() == trace["token_ids"]
     for ours, theirs in zip(output.attribution["grad_x_input"], trace["attributions"]["grad_x_input"]):
         np.testing.assert_array_equal(ours, np.asarray(theirs, dtype=np.float32))
+
+
+def assert_same_trace(output: ecco_rs.OutputSeq, out: Path) -> None:
+    trace = json.loads((out / "trace.json").read_text())
+    assert output.tokens == trace["tokens"]
+    assert output.token_ids.tolist() == trace["token_ids"]
+    assert output.output_text == trace["output_text"]
+    assert set(output.attribution) == set(trace["attributions"])
+    for method, rows in trace["attributions"].items():
+        for ours, theirs in zip(output.attribution[method], rows, strict=True):
+            np.testing.assert_array_equal(ours, np.asarray(theirs, dtype=np.float32))
+    theirs = ecco_rs.load(out)
+    assert set(output.tensors) == set(theirs.tensors)
+    for name, array in output.tensors.items():
+        np.testing.assert_array_equal(array, theirs.tensors[name])
+
+
+def test_masked_lm_forward_equals_the_cli(cli: Cli, fresh_dir: Path) -> None:
+    model = str(ROOT / "fixtures" / "bert-wordpiece")
+    text = "the capital of france is [MASK] ."
+    cli.ok("forward", "--model", model, "--text", text, "--attribution", "grad_x_input,gradient", "--activations", "--hidden-states", "--out", str(fresh_dir))
+    lm = ecco_rs.from_pretrained(model, activations=True, verbose=False)
+    output = lm(text, attribution=["grad_x_input", "gradient"])
+    assert output.model_type == "mlm"
+    assert_same_trace(output, fresh_dir)
+    trace = json.loads((fresh_dir / "trace.json").read_text())
+    assert output.masked_predictions == trace["masked_predictions"]
+    assert output.hidden_states is output.tensors["hidden_states.encoder"]
+
+
+def test_encoder_decoder_generate_equals_the_cli(cli: Cli, fresh_dir: Path) -> None:
+    model = str(ROOT / "fixtures" / "t5-relu")
+    prompt = "translate: hello world"
+    cli.ok("generate", "--model", model, "--prompt", prompt, "--max-new-tokens", "3", "--attribution", "grad_x_input", "--hidden-states", "--out", str(fresh_dir))
+    output = ecco_rs.from_pretrained(model, verbose=False).generate(prompt, generate=3, attribution=["grad_x_input"])
+    assert output.model_type == "enc-dec"
+    assert_same_trace(output, fresh_dir)
+    assert output.rankings().rankings.tolist() == cli.json("rankings", "--model", model, "--trace", str(fresh_dir))["rankings"]

@@ -56,7 +56,7 @@ class OutputSeq:
 
     @property
     def model_type(self) -> str:
-        """``causal``, ``masked`` or ``encoder_decoder``."""
+        """``causal``, ``mlm`` (a masked LM) or ``enc-dec`` (an encoder-decoder), as in Ecco."""
         return self.trace["model"]["model_type"]
 
     @property
@@ -80,7 +80,7 @@ class OutputSeq:
         return {name: np.asarray(self._native.tensor(name)) for name in self._native.tensor_names()}
 
     def _stack(self, kind: str) -> Optional[np.ndarray]:
-        stack = "encoder" if self.model_type == "masked" else "decoder"
+        stack = "encoder" if self.model_type == "mlm" else "decoder"
         return self.tensors.get(f"{kind}.{stack}")
 
     @property
