@@ -2,7 +2,8 @@
 # The Python package's tests (scripts/test.sh runs this after the Rust tests): a fresh venv,
 # the wheel built by maturin in the shared cargo target directory (after `cargo test --release
 # --workspace` only pyo3 and the bindings crate compile, which is checked), installed, then
-# pytest against it, the tutorial notebook included. ECCO_SKIP_PYTHON=1 skips it (in test.sh).
+# pytest against it, the tutorial notebook included, whose views are then opened in Chromium
+# and Firefox. ECCO_SKIP_PYTHON=1 skips it (in test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +26,14 @@ fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/*.whl
 
 # Run from outside the source tree so that `import ecco_rs` finds the installed wheel.
-cd bindings/python/tests
-ECCO_BIN="$target/release/ecco" "$venv/bin/python" -m pytest -q -p no:cacheprovider .
+pages="$target/tmp/notebook-views"
+rm -rf "$pages"
+status=0
+(cd bindings/python/tests && ECCO_BIN="$target/release/ecco" ECCO_NOTEBOOK_PAGES="$pages" "$venv/bin/python" -m pytest -q -p no:cacheprovider .) || status=$?
+
+# The notebook's views in Chromium and Firefox (the report's browser harness): no console
+# error, no request. The test binaries are the Rust tests' (already built).
+if [[ $status -eq 0 && -z "${ECCO_SKIP_BROWSER_TESTS:-}" ]]; then
+    ECCO_NOTEBOOK_PAGES="$pages" cargo test --release --workspace --test browser --test browser_firefox -- --ignored notebook_views_load_offline || status=$?
+fi
+exit "$status"
