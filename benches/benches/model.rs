@@ -21,7 +21,7 @@ fn benches(c: &mut Criterion) {
 
     let causal = set_up("the bench model as a causal LM", loaded.model.as_causal().ok_or("it is not causal"));
     let prompt = &ids[..20];
-    let opts = GenerateOptions { max_new_tokens: 20, sampling: None, eos_token_id: None };
+    let opts = GenerateOptions { max_new_tokens: 20, sampling: None, eos_token_id: None, cancel: None };
     let mut group = c.benchmark_group("generate");
     group.sample_size(10);
     group.bench_function("20_greedy", |b| b.iter(|| generate(causal, black_box(prompt), &opts, |_| {})));

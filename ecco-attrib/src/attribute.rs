@@ -29,11 +29,13 @@ pub struct AttributionOptions {
     /// model under 0.65 GiB, and is no slower than 4096 (1.6 GiB): the products are as
     /// efficient at 512 rows.
     pub max_batch_tokens: usize,
+    /// Checked between batches: once set, attribution stops with `Cancelled`.
+    pub cancel: Option<ecco_core::Cancel>,
 }
 
 impl Default for AttributionOptions {
     fn default() -> Self {
-        Self { target: AttributionTarget::Prob, contrast_with: None, ig_steps: 50, max_batch_tokens: 512 }
+        Self { target: AttributionTarget::Prob, contrast_with: None, ig_steps: 50, max_batch_tokens: 512, cancel: None }
     }
 }
 
@@ -89,7 +91,8 @@ pub fn attribute(
     check(model, seq, options)?;
     let embeds = seq.embeddings(model);
     let n = seq.n_generated();
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None };
+    let scoring =
+        Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None, cancel: options.cancel.as_ref() };
     let row = |k: usize| target_row(seq, options, k);
     let per_position: Vec<Vec<f32>> = match method {
         Method::Gradient | Method::GradXInput | Method::IntegratedGradients => {
@@ -154,7 +157,8 @@ pub fn occlusion(
 ) -> Result<Vec<Vec<f32>>> {
     check(model, seq, options)?;
     let embeds = seq.embeddings(model);
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None };
+    let scoring =
+        Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None, cancel: options.cancel.as_ref() };
     occlusion_drops(model, &embeds, seq, scoring, options, progress)
 }
 

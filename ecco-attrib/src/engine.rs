@@ -60,13 +60,25 @@ pub(crate) struct Row {
 
 /// How rows are turned into scores.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Scoring {
+pub(crate) struct Scoring<'a> {
     pub target: AttributionTarget,
     /// Most token positions (rows x sequence length) in one batch; bounds memory.
     pub max_batch_tokens: usize,
     /// Every row reads this many positions (a bidirectional model reads the whole sequence);
     /// `None`: a row reads up to its scored position (causal).
     pub fixed_len: Option<usize>,
+    /// Checked after each batch: once set, the work stops with `Cancelled`.
+    pub cancel: Option<&'a ecco_core::Cancel>,
+}
+
+impl Scoring<'_> {
+    /// `Err(Cancelled)` once the work's [`Cancel`](ecco_core::Cancel) flag is set.
+    fn check_cancelled(&self) -> Result<()> {
+        match self.cancel {
+            Some(cancel) => Ok(cancel.check()?),
+            None => Ok(()),
+        }
+    }
 }
 
 /// How many input positions `row` reads.
@@ -232,6 +244,7 @@ pub(crate) fn scores(
         let len = batch_len(batch, scoring.fixed_len);
         out.extend(read(score(model, inputs(embeds, batch, len), batch, scoring)?)?);
         progress(batch.len());
+        scoring.check_cancelled()?;
     }
     Ok(out)
 }
@@ -266,6 +279,7 @@ pub(crate) fn gradients(
         let grad = x.grad(&grads).ok_or_else(|| Error::Readback("no gradient for the inputs".to_owned()))?;
         add_to_groups(sums.as_mut_slice(), batch, &read(grad)?, len, hidden);
         progress(batch.len());
+        scoring.check_cancelled()?;
     }
     Ok(sums)
 }
@@ -297,6 +311,7 @@ fn shared_forward_gradients(
     // One forward pass takes as many scaled copies as the token budget allows.
     let per_pass = (scoring.max_batch_tokens / seq).max(1);
     for chunk in scales.chunks(per_pass) {
+        scoring.check_cancelled()?;
         let copies: Vec<Row> = chunk.iter().map(|&scale| Row { scale, ..rows[0].clone() }).collect();
         let Some(tape) = model.input_gradients(inputs(embeds, &copies, seq)) else { return Ok(false) };
         backward_chunk(model, &*tape?, chunk, rows, sums, seq, hidden, scoring, progress)?;
@@ -354,6 +369,7 @@ fn backward_chunk(
             add_to_groups(sums, batch, &grad?, batch_len(batch, scoring.fixed_len), hidden);
             progress(range.len());
         }
+        scoring.check_cancelled()?;
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         // The reader of our output went away (`| head`): not an error of ours.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", one_line(&err));
+            eprintln!("error: {}", ecco::one_line(&err));
             ExitCode::FAILURE
         }
     }
@@ -146,17 +146,4 @@ fn one_line_panics() {
 /// Whether `err` is a write to a closed pipe.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().filter_map(|cause| cause.downcast_ref::<std::io::Error>()).any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-}
-
-/// The error and its causes on one line, without repeating a cause its parent already quotes.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-    }
-    line.replace('\n', " ")
 }

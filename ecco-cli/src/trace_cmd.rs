@@ -129,6 +129,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         attention: args.capture.attention,
         capture: args.capture.hook_patterns()?,
         progress: true,
+        control: None,
     };
     let lm = args.model.load()?;
     lm.generate(&args.prompt, &options)?.save(&args.out)
@@ -152,6 +153,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         mask_topk: args.mask_topk,
         decoder_text: args.decoder_text.clone(),
         progress: true,
+        control: None,
     };
     let lm = args.model.load()?;
     lm.forward(&args.text, &options)?.save(&args.out)

@@ -119,6 +119,9 @@ pub enum Error {
     /// A tensor could not be read back from its device.
     #[error("reading a tensor back from the device failed: {0}")]
     Readback(String),
+    /// The work was stopped through its [`Cancel`](crate::Cancel) flag.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

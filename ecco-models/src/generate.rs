@@ -30,6 +30,8 @@ pub struct GenerateOptions {
     pub sampling: Option<Sampling>,
     /// Stop after generating this id (the model's end-of-sequence token).
     pub eos_token_id: Option<u32>,
+    /// Checked before each step: once set, generation stops with `Cancelled`.
+    pub cancel: Option<ecco_core::Cancel>,
 }
 
 impl GenerateOptions {
@@ -131,6 +133,9 @@ fn decode_loop(
     // number: reserve for what generation usually reaches, not for the request.
     let mut generated = Vec::with_capacity(options.max_new_tokens.min(1024));
     for n in 0..options.max_new_tokens {
+        if let Some(cancel) = &options.cancel {
+            cancel.check()?;
+        }
         let logits = step(&feed)?;
         let logits: Vec<f32> = logits.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
         let id = match (&options.sampling, rng.as_mut()) {
@@ -221,7 +226,7 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let mut o = GenerateOptions { max_new_tokens: 0, sampling: None, eos_token_id: None };
+        let mut o = GenerateOptions { max_new_tokens: 0, sampling: None, eos_token_id: None, cancel: None };
         assert!(matches!(o.validate(3, Some(10)), Err(Error::InvalidSetting(_))));
         o.max_new_tokens = 8;
         assert!(o.validate(3, Some(10)).is_ok());

@@ -170,7 +170,7 @@ pub fn factorise(bundle: &TraceBundle, opts: &NmfOptions) -> Result<NmfOutcome> 
     if args.components == 0 {
         bail!("the number of components (--components) must be at least 1");
     }
-    let bar = progress::bar(opts.progress, 1000, "nmf");
+    let bar = progress::bar(opts.progress, None, 1000, "nmf");
     let log_tol = args.tol.ln();
     let fit = Nmf::new(args.components).seed(args.seed).max_iter(args.max_iter).tol(args.tol).fit_with_progress(&x, |_, rel| {
         if rel > 0.0 && log_tol < 0.0 {

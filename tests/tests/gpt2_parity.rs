@@ -50,7 +50,8 @@ fn tokenisation_matches_transformers() -> Result<()> {
 fn greedy_generation_matches_transformers() -> Result<()> {
     for_each_case(|m, _, case| {
         let causal = m.model.as_causal().context("causal")?;
-        let opts = GenerateOptions { max_new_tokens: case.max_new_tokens, sampling: None, eos_token_id: m.model.eos_token_id() };
+        let opts =
+            GenerateOptions { max_new_tokens: case.max_new_tokens, sampling: None, eos_token_id: m.model.eos_token_id(), cancel: None };
         let ids = ecco_models::generate(causal, &case.input_ids, &opts, |_| {})?;
         ensure!(ids == case.generated_ids, "generated {ids:?}, transformers {:?}", case.generated_ids);
         Ok(())

@@ -264,3 +264,31 @@ pub fn time_a_report_file(b: &mut dyn Page, prefix: &str) -> Result<()> {
     save_screenshot(b, prefix, "timed.png")?;
     Ok(())
 }
+
+/// The views the Python package's tutorial notebook showed, as a notebook shows them (the
+/// report page in an `<iframe srcdoc sandbox="allow-scripts">`), saved as host pages by its
+/// notebook test into `ECCO_NOTEBOOK_PAGES`: each draws with no console error (its script
+/// runs in the sandbox's opaque origin) and no request but the host page's own; screenshots
+/// `{prefix}notebook-*.png`.
+pub fn notebook_views_load_offline(b: &mut dyn Page, prefix: &str) -> Result<()> {
+    let dir = PathBuf::from(std::env::var("ECCO_NOTEBOOK_PAGES").context("set ECCO_NOTEBOOK_PAGES to the notebook test's pages")?);
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    pages.retain(|p| p.extension().is_some_and(|x| x == "html"));
+    pages.sort();
+    ensure!(!pages.is_empty(), "no pages in {}", dir.display());
+    let mut urls = Vec::new();
+    for page in &pages {
+        let url = file_url(page)?;
+        urls.push(url.clone());
+        // The host page carries `data-ready` itself: what must draw is inside the frame.
+        b.open(&url)?;
+        b.pump(Duration::from_secs(2))?;
+        let errors = b.errors();
+        ensure!(errors.is_empty(), "{}: console errors: {errors:?}", page.display());
+        let foreign: Vec<String> = b.requests().into_iter().filter(|u| !urls.contains(u) && u != "about:srcdoc").collect();
+        ensure!(foreign.is_empty(), "{}: network requests: {foreign:?}", page.display());
+        let name = page.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        save_screenshot(b, prefix, &format!("notebook-{name}.png"))?;
+    }
+    Ok(())
+}
