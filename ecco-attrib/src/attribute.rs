@@ -29,11 +29,13 @@ pub struct AttributionOptions {
     /// model under 0.65 GiB, and is no slower than 4096 (1.6 GiB): the products are as
     /// efficient at 512 rows.
     pub max_batch_tokens: usize,
+    /// Checked between batches: once set, attribution stops with `Cancelled`.
+    pub cancel: Option<ecco_core::Cancel>,
 }
 
 impl Default for AttributionOptions {
     fn default() -> Self {
-        Self { target: AttributionTarget::Prob, contrast_with: None, ig_steps: 50, max_batch_tokens: 512 }
+        Self { target: AttributionTarget::Prob, contrast_with: None, ig_steps: 50, max_batch_tokens: 512, cancel: None }
     }
 }
 
@@ -89,7 +91,8 @@ pub fn attribute(
     check(model, seq, options)?;
     let embeds = seq.embeddings(model);
     let n = seq.n_generated();
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None };
+    let scoring =
+        Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None, cancel: options.cancel.as_ref() };
     let row = |k: usize| target_row(seq, options, k);
     let per_position: Vec<Vec<f32>> = match method {
         Method::Gradient | Method::GradXInput | Method::IntegratedGradients => {
@@ -154,7 +157,8 @@ pub fn occlusion(
 ) -> Result<Vec<Vec<f32>>> {
     check(model, seq, options)?;
     let embeds = seq.embeddings(model);
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None };
+    let scoring =
+        Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: None, cancel: options.cancel.as_ref() };
     occlusion_drops(model, &embeds, seq, scoring, options, progress)
 }
 
@@ -215,13 +219,26 @@ pub(crate) fn check_targets(n_generated: usize, ids: impl Iterator<Item = u32>, 
     if n_generated == 0 {
         return Err(Error::Empty("no generated tokens"));
     }
-    if options.ig_steps == 0 {
-        return Err(Error::Empty("integrated gradients needs at least one step"));
-    }
+    check_ig_steps(options.ig_steps)?;
     for id in ids.chain(options.contrast_with) {
         if id as usize >= vocab {
             return Err(Error::TokenOutOfRange { id, vocab });
         }
+    }
+    Ok(())
+}
+
+/// The most integrated-gradients steps a run may ask for: each step is a forward and a backward
+/// pass per generated token, so 10,000 already takes hours on a large model; more is a typo.
+pub const MAX_IG_STEPS: usize = 10_000;
+
+/// Fails unless `steps` is in `1..=MAX_IG_STEPS`.
+///
+/// # Errors
+/// [`Error::IgSteps`].
+pub fn check_ig_steps(steps: usize) -> Result<()> {
+    if steps == 0 || steps > MAX_IG_STEPS {
+        return Err(Error::IgSteps { steps, max: MAX_IG_STEPS });
     }
     Ok(())
 }

@@ -98,9 +98,9 @@ fn hand_written(
     let last = tape.last_hidden();
     let [_, seq, hidden] = last.dims();
     let h = last.slice_dim(1, target.position..target.position + 1);
-    let dlogits = head_logit_gradients(model, h, std::iter::once((target.token, target.foil, 1.0)), target.target)?;
+    let dlogits = head_logit_gradients(model, h.clone(), std::iter::once((target.token, target.foil, 1.0)), target.target)?;
     let vocab = dlogits.dims()[1];
-    let dh = tape.head_backward(dlogits.reshape([1, 1, vocab]))?;
+    let dh = tape.head_backward_at(h, dlogits.reshape([1, 1, vocab]))?;
     let at: Vec<f32> = (0..seq).map(|j| if j == target.position { 1.0 } else { 0.0 }).collect();
     let at = Tensor::<3>::from_data(TensorData::new(at, [1, seq, 1]), &dh.device());
     let Some(found) = tape.hook_backward(0, dh.reshape([1, 1, hidden]) * at, points) else { return Ok(None) };

@@ -92,12 +92,15 @@ pub fn attribute_masked(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f32>>> {
     check(model, ids, targets)?;
-    if options.ig_steps == 0 {
-        return Err(Error::Empty("integrated gradients needs at least one step"));
-    }
+    crate::attribute::check_ig_steps(options.ig_steps)?;
     let embeds = embeddings(model, ids);
     let n = targets.len();
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: Some(ids.len()) };
+    let scoring = Scoring {
+        target: options.target,
+        max_batch_tokens: options.max_batch_tokens,
+        fixed_len: Some(ids.len()),
+        cancel: options.cancel.as_ref(),
+    };
     let row = |k: usize| masked_row(targets, options, k);
     let per_position: Vec<Vec<f32>> = match method {
         Method::Gradient | Method::GradXInput | Method::IntegratedGradients => {
@@ -140,7 +143,12 @@ pub fn occlusion_masked_drops(
 ) -> Result<Vec<Vec<f32>>> {
     check(model, ids, targets)?;
     let embeds = embeddings(model, ids);
-    let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: Some(ids.len()) };
+    let scoring = Scoring {
+        target: options.target,
+        max_batch_tokens: options.max_batch_tokens,
+        fixed_len: Some(ids.len()),
+        cancel: options.cancel.as_ref(),
+    };
     let row = |k: usize| masked_row(targets, options, k);
     occlusion_masked(model, &embeds, ids.len(), targets.len(), &row, scoring, progress)
 }

@@ -109,6 +109,9 @@ pub fn attribute_seq2seq(
                 *s += g;
             }
             progress(chunk.len());
+            if let Some(cancel) = &options.cancel {
+                cancel.check()?;
+            }
         }
         let mut joined = g_enc;
         joined.extend(g_dec);

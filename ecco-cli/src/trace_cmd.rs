@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use ecco::{ForwardOptions, GenerateOptions, Sampling};
 use ecco_attrib::{AttributionTarget, Method, parse_methods};
@@ -70,9 +70,7 @@ pub struct AttributionArgs {
 impl AttributionArgs {
     /// The methods, checked before any work.
     fn methods(&self) -> Result<Vec<Method>> {
-        if self.ig_steps == 0 {
-            bail!("--ig-steps must be at least 1");
-        }
+        ecco_attrib::check_ig_steps(self.ig_steps)?;
         Ok(match &self.attribution {
             Some(list) => parse_methods(list)?,
             None => Vec::new(),
@@ -131,6 +129,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         attention: args.capture.attention,
         capture: args.capture.hook_patterns()?,
         progress: true,
+        control: None,
     };
     let lm = args.model.load()?;
     lm.generate(&args.prompt, &options)?.save(&args.out)
@@ -154,6 +153,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         mask_topk: args.mask_topk,
         decoder_text: args.decoder_text.clone(),
         progress: true,
+        control: None,
     };
     let lm = args.model.load()?;
     lm.forward(&args.text, &options)?.save(&args.out)

@@ -70,6 +70,14 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A trace bundle whose parts disagree: `trace.json` with itself, or a tensor with it.
+    #[error("{path}: inconsistent trace bundle: {reason}")]
+    InvalidTrace {
+        /// The bundle directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The output path exists and is not something we may write a trace bundle into.
     #[error("{path}: {reason}; refusing to overwrite it (nothing was changed)")]
     RefuseOverwrite {
@@ -111,6 +119,9 @@ pub enum Error {
     /// A tensor could not be read back from its device.
     #[error("reading a tensor back from the device failed: {0}")]
     Readback(String),
+    /// The work was stopped through its [`Cancel`](crate::Cancel) flag.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -17,6 +17,7 @@
 //! - [`tensors`]: [`F32Tensor`], [`SafetensorsReader`], [`write_safetensors`].
 //! - [`error`]: [`Error`] and [`Result`].
 
+pub mod cancel;
 pub mod capture;
 pub mod error;
 pub mod hooks;
@@ -25,7 +26,9 @@ pub mod model;
 pub mod recorder;
 pub mod tensors;
 pub mod trace;
+mod validate;
 
+pub use cancel::Cancel;
 pub use capture::{CaptureSpec, LayerSelection, Logits, StackCaptures};
 pub use error::{Error, Result};
 pub use hooks::{BlockSite, Blocks, HookNameError, HookPattern, HookPoint, Site, SitePattern, Stack, hook_points, parse_hook_patterns};

@@ -143,12 +143,13 @@ pub trait LanguageModel: Sync {
     }
 }
 
-/// A causal model's forward pass kept for vector-Jacobian products with respect to its input
+/// A model's forward pass kept for vector-Jacobian products with respect to its input
 /// embeddings (a hand-written backward pass; see [`LanguageModel::input_gradients`]).
 ///
-/// Attributing `n` generated tokens takes `n` gradients of one sequence. With autodiff each
-/// needs its own forward pass over its own input copy; here one forward pass serves them all,
-/// and the causal mask lets each gradient stop at its own scored position. Backward passes
+/// Attributing `n` generated (or masked) tokens takes `n` gradients of one sequence. With
+/// autodiff each needs its own forward pass over its own input copy; here one forward pass
+/// serves them all. In a causal model the causal mask lets each gradient stop at its own scored
+/// position; a bidirectional one's backward passes cover the whole sequence. Backward passes
 /// may run on several threads at once.
 pub trait InputGradients: Send + Sync {
     /// The final hidden states (after the final norm), `[copies, seq, hidden]`.
@@ -157,7 +158,7 @@ pub trait InputGradients: Send + Sync {
     /// Per row `i`, the gradient of `sum(cotangents[i] * last_hidden[copies[i], ..len])` with
     /// respect to the input embeddings of copy `copies[i]`: `[rows, len, hidden]` for
     /// `cotangents` `[rows, len, hidden]`, where `len <= seq`. Positions past `len` are not
-    /// read: causal models only.
+    /// read: `len < seq` for causal models only (a bidirectional model's tape takes `len == seq`).
     ///
     /// # Errors
     /// A copy out of range, `copies` and the rows of different lengths, `len` past the sequence.
@@ -178,6 +179,17 @@ pub trait InputGradients: Send + Sync {
     /// # Errors
     /// `dlogits` not as wide as the vocabulary.
     fn head_backward(&self, dlogits: Tensor<3>) -> Result<Tensor<3>>;
+
+    /// [`InputGradients::head_backward`] at the hidden states `h` `[rows, 1, hidden]`, for heads
+    /// that are not linear (BERT's MLM head: dense, nonlinearity, norm, decoder). A linear head
+    /// does not read `h`.
+    ///
+    /// # Errors
+    /// As [`InputGradients::head_backward`].
+    fn head_backward_at(&self, h: Tensor<3>, dlogits: Tensor<3>) -> Result<Tensor<3>> {
+        let _ = h;
+        self.head_backward(dlogits)
+    }
 }
 
 /// Keys and values of every block, kept between generation steps.
@@ -210,5 +222,16 @@ pub trait CausalLm: LanguageModel {
     ///
     /// # Errors
     /// When the sequence would exceed the model's positions.
-    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)>;
+    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)> {
+        self.decode_step_hooked(ids, cache, &mut Hooks::new(CaptureSpec::none()))
+    }
+
+    /// [`CausalLm::decode_step`] emitting every hook point of the step into `hooks` (the new
+    /// positions only: position-wise interventions count from the first uncached token), so
+    /// that interventions such as steering apply to generated tokens too. The step computes the
+    /// last position's logits whatever `hooks`' capture asks.
+    ///
+    /// # Errors
+    /// As [`CausalLm::decode_step`], and a failing intervention.
+    fn decode_step_hooked(&self, ids: &[u32], cache: KvCache, hooks: &mut Hooks) -> Result<(Tensor<1>, KvCache)>;
 }

@@ -237,6 +237,18 @@ impl Hooks {
         }
     }
 
+    /// The first error of an intervention so far, taken out of the recorder (models call it
+    /// after a decoding step, whose output is not a [`ModelOutput`]).
+    ///
+    /// # Errors
+    /// That error.
+    pub fn check(&mut self) -> Result<()> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// The forward pass's output: `logits` and `last_hidden` from the model, the captures from
     /// the recorder. `kind` says which stacks the model has (a causal model's one stack is the
     /// decoder, a masked model's the encoder), each of which gets its [`StackCaptures`].

@@ -31,6 +31,8 @@ pub struct GenerateOptions {
     /// Stop after generating any of these ids (the model's end-of-sequence tokens; Llama 3
     /// names several).
     pub eos_token_ids: Vec<u32>,
+    /// Checked before each step: once set, generation stops with `Cancelled`.
+    pub cancel: Option<ecco_core::Cancel>,
 }
 
 impl GenerateOptions {
@@ -59,11 +61,31 @@ impl GenerateOptions {
             }
         }
         if let Some(max) = max_positions {
-            // The last generated token is never fed back, so the model reads prompt + new - 1.
-            let len = prompt_len + self.max_new_tokens - 1;
-            if len > max {
-                return Err(ecco_core::Error::SequenceTooLong { len, max }.into());
+            if prompt_len > max {
+                return Err(ecco_core::Error::SequenceTooLong { len: prompt_len, max }.into());
             }
+            // The last generated token is never fed back, so the model reads prompt + new - 1.
+            let room = max - prompt_len + 1;
+            if self.max_new_tokens > room {
+                return Err(Error::TooManyNewTokens { asked: self.max_new_tokens, prompt: prompt_len, max, room });
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`GenerateOptions::validate`] for an encoder-decoder whose stacks each read at most
+    /// `max_positions` tokens: the encoder reads the input, the decoder its start token and every
+    /// generated token but the last (so at most `max_positions` new tokens).
+    ///
+    /// # Errors
+    /// As [`GenerateOptions::validate`].
+    pub fn validate_seq2seq(&self, input_len: usize, max_positions: usize) -> Result<()> {
+        self.validate(input_len, None)?;
+        if input_len > max_positions {
+            return Err(ecco_core::Error::SequenceTooLong { len: input_len, max: max_positions }.into());
+        }
+        if self.max_new_tokens > max_positions {
+            return Err(Error::TooManyDecoderTokens { asked: self.max_new_tokens, max: max_positions });
         }
         Ok(())
     }
@@ -90,7 +112,7 @@ pub fn generate(model: &dyn CausalLm, prompt: &[u32], options: &GenerateOptions,
 /// # Errors
 /// Invalid settings, ids outside the vocabulary, or a tensor that cannot be read back.
 pub fn generate_seq2seq(model: &crate::t5::T5, input: &[u32], options: &GenerateOptions, on_token: impl FnMut(usize)) -> Result<Vec<u32>> {
-    options.validate(input.len(), None)?;
+    options.validate_seq2seq(input.len(), model.config.max_positions)?;
     let vocab = model.config.vocab_size;
     if input.iter().any(|&id| id as usize >= vocab) {
         return Err(Error::InvalidSetting("a token id is outside the model's vocabulary"));
@@ -108,8 +130,13 @@ fn decode_loop(
     mut step: impl FnMut(&[u32]) -> Result<burn::tensor::Tensor<1>>,
 ) -> Result<Vec<u32>> {
     let mut rng = options.sampling.as_ref().map(|s| StdRng::seed_from_u64(s.seed));
-    let mut generated = Vec::with_capacity(options.max_new_tokens);
+    // `max_new_tokens` is checked against the model's positions, but a caller may pass any
+    // number: reserve for what generation usually reaches, not for the request.
+    let mut generated = Vec::with_capacity(options.max_new_tokens.min(1024));
     for n in 0..options.max_new_tokens {
+        if let Some(cancel) = &options.cancel {
+            cancel.check()?;
+        }
         let logits = step(&feed)?;
         let logits: Vec<f32> = logits.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
         let id = match (&options.sampling, rng.as_mut()) {
@@ -200,11 +227,19 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let mut o = GenerateOptions { max_new_tokens: 0, sampling: None, eos_token_ids: Vec::new() };
+        let mut o = GenerateOptions { max_new_tokens: 0, sampling: None, eos_token_ids: Vec::new(), cancel: None };
         assert!(matches!(o.validate(3, Some(10)), Err(Error::InvalidSetting(_))));
         o.max_new_tokens = 8;
         assert!(o.validate(3, Some(10)).is_ok());
         assert!(o.validate(4, Some(10)).is_err());
         assert!(matches!(o.validate(0, Some(10)), Err(Error::EmptyPrompt)));
+        // Numbers near usize::MAX must not wrap around the check.
+        o.max_new_tokens = usize::MAX;
+        assert!(matches!(o.validate(3, Some(10)), Err(Error::TooManyNewTokens { room: 8, .. })));
+        assert!(matches!(o.validate_seq2seq(3, 512), Err(Error::TooManyDecoderTokens { max: 512, .. })));
+        assert!(matches!(o.validate(usize::MAX, Some(10)), Err(Error::Core(ecco_core::Error::SequenceTooLong { .. }))));
+        o.max_new_tokens = 512;
+        assert!(o.validate_seq2seq(512, 512).is_ok());
+        assert!(o.validate_seq2seq(513, 512).is_err());
     }
 }

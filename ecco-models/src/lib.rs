@@ -15,7 +15,7 @@
 //! let loaded = load(dir, DeviceKind::Flex)?;
 //! let prompt = loaded.tokenizer.encode("The capital of France is", false)?;
 //! let Some(causal) = loaded.model.as_causal() else { panic!("GPT-2 is causal") };
-//! let opts = GenerateOptions { max_new_tokens: 1, sampling: None, eos_token_id: loaded.model.eos_token_id() };
+//! let opts = GenerateOptions { max_new_tokens: 1, sampling: None, eos_token_ids: loaded.model.eos_token_ids(), cancel: None };
 //! let ids = generate(causal, &prompt.ids, &opts, |_| {})?;
 //! assert_eq!(loaded.tokenizer.decode(&ids)?, " Paris");
 //! # Ok(()) }

@@ -124,3 +124,12 @@ fn time_a_report_file() -> Result<()> {
     let Some(exe) = firefox_or_skip()? else { return Ok(()) };
     checks::time_a_report_file(&mut Browser::launch(&exe)?, PREFIX)
 }
+
+/// The tutorial notebook's views, inline as a notebook shows them: `scripts/test_python.sh`
+/// runs this after the notebook test has written them (`ECCO_NOTEBOOK_PAGES`).
+#[test]
+#[ignore = "run by scripts/test_python.sh on the pages of the Python package's notebook test"]
+fn notebook_views_load_offline() -> Result<()> {
+    let Some(exe) = firefox_or_skip()? else { return Ok(()) };
+    checks::notebook_views_load_offline(&mut Browser::launch(&exe)?, PREFIX)
+}

@@ -83,19 +83,26 @@
 //! - `wgpu`, `cuda`: GPU backends ([`LoadOptions::device`]).
 //!
 //! ## Crate map
+//! - [`evaluate`](mod@evaluate): [`Output::evaluate`], [`EvaluateOptions`], [`Baseline`], [`Evaluation`]:
+//!   faithfulness of the attributions (deletion/insertion AUC, comprehensiveness, sufficiency).
 //! - [`load`](mod@load): [`from_pretrained`], [`demo`], [`Lm`].
+//! - [`batch`]: one document of a corpus run (`ecco batch`) as table rows.
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
 //! - [`run`]: [`Lm::generate`], [`Lm::forward`].
 //! - [`output`]: [`Output`] and its analyses.
 //! - [`nmf`](mod@nmf): [`NmfOptions`], [`NmfOutcome`].
 //! - [`report`]: [`ReportOptions`], the HTML page's data.
 //! - [`views`]: analysis results as `ecco-viz` views (shared with the `ecco` command).
-//! - [`progress`]: the progress bars.
+//! - [`progress`]: the progress bars, and [`Control`] to follow and stop long work from
+//!   another thread.
 //!
 //! The lower layers are re-exported for what this facade does not cover: [`ecco_core`]
 //! (traces, the model trait), [`ecco_models`] (architectures, loading), [`ecco_attrib`]
 //! (attribution, logit lens), [`ecco_factor`] (NMF, CCA, CKA), [`ecco_viz`] (views, HTML, SVG).
 
+pub mod batch;
+pub mod evaluate;
+mod lens;
 pub mod load;
 mod masked;
 pub mod nmf;
@@ -109,12 +116,15 @@ pub mod views;
 pub use {ecco_attrib, ecco_core, ecco_factor, ecco_models, ecco_viz};
 
 pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_methods};
+pub use ecco_core::Cancel;
 pub use ecco_core::{HookPattern, HookPoint, parse_hook_patterns};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
+pub use evaluate::{Baseline, EvaluateOptions, Evaluation};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
-pub use nmf::{NmfOptions, NmfOutcome};
+pub use nmf::{MAX_NMF_ITER, NmfOptions, NmfOutcome};
 pub use options::{ForwardOptions, GenerateOptions};
 pub use output::Output;
+pub use progress::Control;
 pub use report::{ReportOptions, build_report};
 
 /// The error every fallible call returns: a message with its causes (`{:#}` prints them on
@@ -123,3 +133,32 @@ pub type Error = anyhow::Error;
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether `err` is work stopping because its [`Control`] (or [`Cancel`] flag) was cancelled.
+pub fn is_cancelled(err: &Error) -> bool {
+    use ecco_core::Error::Cancelled;
+    err.chain().any(|cause| {
+        matches!(cause.downcast_ref::<ecco_core::Error>(), Some(Cancelled))
+            || matches!(cause.downcast_ref::<ecco_models::Error>(), Some(ecco_models::Error::Core(Cancelled)))
+            || matches!(cause.downcast_ref::<ecco_attrib::Error>(), Some(ecco_attrib::Error::Core(Cancelled)))
+    })
+}
+
+/// `err` and its causes on one line, without repeating a cause its parent already quotes: the
+/// message the `ecco` command prints after `error: ` (and the Python package raises).
+///
+/// ```
+/// let err = anyhow::anyhow!("no such file").context("cannot load model x");
+/// assert_eq!(ecco::one_line(&err), "cannot load model x: no such file");
+/// ```
+pub fn one_line(err: &Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
+}

@@ -18,6 +18,8 @@ pub(crate) struct MaskedRequest<'a> {
     pub top_k: usize,
     /// Progress bars on stderr.
     pub progress: bool,
+    /// Who follows and may stop the work.
+    pub control: Option<&'a crate::progress::Control>,
 }
 
 /// Fills `masked_predictions` (and `attributions`, one list per mask token) of `trace`.
@@ -64,7 +66,7 @@ pub(crate) fn fill(loaded: &LoadedModel, ids: &[u32], request: &MaskedRequest<'_
             Method::Occlusion => targets.len() * (ids.len() + 1),
             _ => targets.len(),
         };
-        let bar = progress::bar(request.progress, rows as u64, method.name());
+        let bar = progress::bar(request.progress, request.control, rows as u64, method.name());
         let values = ecco_attrib::attribute_masked(lm, ids, &targets, method, &request.options, &mut |n| bar.inc(n as u64));
         bar.finish_and_clear();
         let values = values.with_context(|| format!("{} attribution failed", method.name()))?;

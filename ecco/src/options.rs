@@ -6,6 +6,8 @@ use ecco_attrib::{AttributionTarget, Method};
 use ecco_core::HookPattern;
 use ecco_models::Sampling;
 
+use crate::progress::Control;
+
 /// Options of [`Lm::generate`](crate::Lm::generate), Ecco's `lm.generate(text, …)`.
 ///
 /// Start from [`Default`] (4 greedy tokens, hidden states captured for the logit lens, no
@@ -45,6 +47,8 @@ pub struct GenerateOptions {
     pub capture: Vec<HookPattern>,
     /// Progress bars on stderr for long work (shown only on a terminal).
     pub progress: bool,
+    /// A handle through which another thread follows the work's progress and stops it.
+    pub control: Option<Control>,
 }
 
 impl Default for GenerateOptions {
@@ -62,6 +66,7 @@ impl Default for GenerateOptions {
             attention: false,
             capture: Vec::new(),
             progress: true,
+            control: None,
         }
     }
 }
@@ -97,6 +102,8 @@ pub struct ForwardOptions {
     pub decoder_text: Option<String>,
     /// Progress bars on stderr (shown only on a terminal).
     pub progress: bool,
+    /// A handle through which another thread follows the work's progress and stops it.
+    pub control: Option<Control>,
 }
 
 impl Default for ForwardOptions {
@@ -114,6 +121,7 @@ impl Default for ForwardOptions {
             mask_topk: 10,
             decoder_text: None,
             progress: true,
+            control: None,
         }
     }
 }
@@ -127,6 +135,7 @@ pub(crate) struct Request<'a> {
     pub capture: ecco_core::CaptureSpec,
     pub layers_chosen: bool,
     pub progress: bool,
+    pub control: Option<&'a Control>,
 }
 
 /// The capture switches, refusing `layers` without `activations`.
@@ -146,6 +155,13 @@ fn capture(
     Ok(ecco_core::CaptureSpec { hidden_states, activations, attention, hooks: hooks.to_vec(), layers, ..ecco_core::CaptureSpec::none() })
 }
 
+impl Request<'_> {
+    /// The flag the lower layers check, when someone may stop the work.
+    pub(crate) fn cancel(&self) -> Option<ecco_core::Cancel> {
+        self.control.map(|c| c.cancel_token().clone())
+    }
+}
+
 impl GenerateOptions {
     pub(crate) fn request(&self) -> anyhow::Result<Request<'_>> {
         Ok(Request {
@@ -156,6 +172,7 @@ impl GenerateOptions {
             capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention, &self.capture)?,
             layers_chosen: self.layers.is_some(),
             progress: self.progress,
+            control: self.control.as_ref(),
         })
     }
 }
@@ -170,6 +187,7 @@ impl ForwardOptions {
             capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention, &self.capture)?,
             layers_chosen: self.layers.is_some(),
             progress: self.progress,
+            control: self.control.as_ref(),
         })
     }
 }

@@ -54,13 +54,14 @@ impl Lm {
             max_new_tokens: options.max_new_tokens,
             sampling: options.sampling.clone(),
             eos_token_ids: loaded.model.eos_token_ids(),
+            cancel: request.cancel(),
         };
         gen_options.validate(prompt_ids.len(), causal.info().max_positions)?;
         request.capture.layers.resolve(self.info().n_layers)?;
         check_hooks(loaded, &request)?;
         let attribution = attribution_options(loaded, &request)?;
 
-        let bar = progress::bar(options.progress, options.max_new_tokens as u64, "generating");
+        let bar = progress::bar(options.progress, request.control, options.max_new_tokens as u64, "generating");
         let generated = ecco_models::generate(causal, &prompt_ids, &gen_options, |n| bar.set_position(n as u64));
         bar.finish_and_clear();
         let mut ids = prompt_ids.clone();
@@ -70,7 +71,7 @@ impl Lm {
         let (tensors, activation_layers) = run_captures(loaded, &ids[..ids.len() - 1], &request)?;
         let mut trace = new_trace(loaded, &ids, prompt_ids.len())?;
         for &method in request.attribution {
-            let values = attribute(loaded, &ids, prompt_ids.len(), method, &attribution, request.progress)?;
+            let values = attribute(loaded, &ids, prompt_ids.len(), method, &attribution, &request)?;
             trace.attributions.insert(method.name().to_owned(), values);
         }
         trace.generation = Some(generation_settings(options));
@@ -98,18 +99,20 @@ impl Lm {
                 loaded.name
             );
         }
+        check_not_empty(loaded, prompt)?;
         let input_ids = loaded.tokenizer.encode(prompt, true)?.ids;
         let gen_options = ecco_models::GenerateOptions {
             max_new_tokens: options.max_new_tokens,
             sampling: options.sampling.clone(),
             eos_token_ids: loaded.model.eos_token_ids(),
+            cancel: request.cancel(),
         };
-        gen_options.validate(input_ids.len(), None)?;
+        gen_options.validate_seq2seq(input_ids.len(), model.config.max_positions)?;
         request.capture.layers.resolve(seq2seq_layers(model))?;
         check_hooks(loaded, request)?;
         let attribution = attribution_options(loaded, request)?;
 
-        let bar = progress::bar(options.progress, options.max_new_tokens as u64, "generating");
+        let bar = progress::bar(options.progress, request.control, options.max_new_tokens as u64, "generating");
         let generated = ecco_models::generate_seq2seq(model, &input_ids, &gen_options, |n| bar.set_position(n as u64));
         bar.finish_and_clear();
         let generated = generated?;
@@ -123,7 +126,12 @@ impl Lm {
         trace.output_text = loaded.tokenizer.decode_skip_special(&generated)?;
         let seq = ecco_attrib::Seq2SeqSequence { encoder_ids: &input_ids, decoder_ids: &decoder_ids };
         for &method in request.attribution {
-            let bar = progress::bar(request.progress, ecco_attrib::work_seq2seq(method, seq, &attribution) as u64, method.name());
+            let bar = progress::bar(
+                request.progress,
+                request.control,
+                ecco_attrib::work_seq2seq(method, seq, &attribution) as u64,
+                method.name(),
+            );
             let values = ecco_attrib::attribute_seq2seq(loaded.model.as_lm(), seq, method, &attribution, &mut |n| bar.inc(n as u64));
             bar.finish_and_clear();
             let values = values.with_context(|| format!("{} attribution failed", method.name()))?;
@@ -159,6 +167,7 @@ impl Lm {
                 "attribution on `forward` is for masked LMs; for a causal LM or an encoder-decoder use `ecco generate --attribution` (`Lm::generate`)"
             );
         }
+        check_not_empty(loaded, text)?;
         // Masked LMs read their special tokens (`[CLS] … [SEP]`), and T5 its `</s>`, as
         // `tokenizer(text)` gives them.
         let ids = loaded.tokenizer.encode(text, masked || seq2seq.is_some())?.ids;
@@ -184,6 +193,10 @@ impl Lm {
             if let Some(decoder_text) = &options.decoder_text {
                 decoder_ids.extend(loaded.tokenizer.encode(decoder_text, false)?.ids);
             }
+            if decoder_ids.len() > model.config.max_positions {
+                let (len, max) = (decoder_ids.len(), model.config.max_positions);
+                bail!("the decoder's input (its start token and --decoder-text) has {len} tokens but the model takes at most {max}");
+            }
             let (tensors, activation_layers) = run_captures_seq2seq(loaded, &ids, &decoder_ids, &request)?;
             let mut all = ids.clone();
             all.extend(&decoder_ids);
@@ -202,6 +215,7 @@ impl Lm {
                 options: attribution,
                 top_k: options.mask_topk,
                 progress: request.progress,
+                control: request.control,
             };
             crate::masked::fill(loaded, &ids, &masked_request, &mut trace)?;
         }
@@ -209,17 +223,70 @@ impl Lm {
     }
 }
 
+/// Refuses a text that gives no tokens of its own: the special tokens a masked LM or T5 adds
+/// (`[CLS] [SEP]`, `</s>`) are not a prompt.
+fn check_not_empty(loaded: &LoadedModel, text: &str) -> Result<()> {
+    if loaded.tokenizer.encode(text, false)?.ids.is_empty() {
+        return Err(ecco_models::Error::EmptyPrompt.into());
+    }
+    Ok(())
+}
+
+impl Output {
+    /// This output with the attributions of `methods` it lacks, computed as [`Lm::generate`]
+    /// with `attribution: methods` would have: what Ecco's `output.saliency()` after a
+    /// `generate` without attribution needs. `options` gives the attribution settings,
+    /// progress and control; its other fields are not read.
+    ///
+    /// ```
+    /// use ecco::{GenerateOptions, Method};
+    /// let lm = ecco::demo()?;
+    /// let plain = lm.generate("The capital of France is", &GenerateOptions { max_new_tokens: 1, ..Default::default() })?;
+    /// let options = GenerateOptions { attribution: vec![Method::GradXInput], ..Default::default() };
+    /// let later = plain.with_attributions(&[Method::GradXInput], &options)?;
+    /// assert_eq!(later.primary_attributions(Method::GradXInput)?, lm.generate("The capital of France is", &GenerateOptions { max_new_tokens: 1, ..options })?.primary_attributions(Method::GradXInput)?);
+    /// # Ok::<(), ecco::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// No model attached, an output that is not a causal LM's, attribution errors.
+    pub fn with_attributions(&self, methods: &[Method], options: &GenerateOptions) -> Result<Output> {
+        let Some(model) = self.model() else {
+            bail!("attribution needs the model that made the trace: attach it with `Output::with_model`");
+        };
+        let trace = self.trace();
+        if trace.model.model_type != ModelKind::Causal {
+            bail!("attributing an existing output is for causal LMs: ask `generate` or `forward` for the attribution");
+        }
+        ecco_attrib::check_compatible(model.model.as_lm(), &trace.model)?;
+        let request = options.request()?;
+        let attribution = attribution_options(&model, &request)?;
+        let mut bundle = self.bundle().clone();
+        for &method in methods {
+            if !bundle.trace.attributions.contains_key(method.name()) {
+                let values = attribute(&model, &trace.token_ids, trace.n_input_tokens, method, &attribution, &request)?;
+                bundle.trace.attributions.insert(method.name().to_owned(), values);
+            }
+        }
+        Ok(Output::new(bundle, Some(model)))
+    }
+}
+
 /// The attribution settings, with the foil token resolved.
 fn attribution_options(loaded: &LoadedModel, request: &Request<'_>) -> Result<AttributionOptions> {
-    if request.ig_steps == 0 {
-        bail!("the number of integrated-gradients steps (--ig-steps) must be at least 1");
-    }
+    ecco_attrib::check_ig_steps(request.ig_steps)?;
     let vocab = loaded.model.as_lm().info().vocab_size;
     let contrast_with = match request.contrast_with {
         Some(token) => Some(resolve_token(&loaded.tokenizer, token, vocab)?),
         None => None,
     };
-    Ok(AttributionOptions { target: request.target, contrast_with, ig_steps: request.ig_steps, ..AttributionOptions::default() })
+    Ok(AttributionOptions {
+        target: request.target,
+        contrast_with,
+        ig_steps: request.ig_steps,
+        cancel: request.cancel(),
+        ..AttributionOptions::default()
+    })
 }
 
 /// Refuses hook patterns that select nothing in the model, before any work.
@@ -291,10 +358,10 @@ fn attribute(
     n_input: usize,
     method: Method,
     options: &AttributionOptions,
-    show: bool,
+    request: &Request<'_>,
 ) -> Result<Vec<Vec<f32>>> {
     let seq = Sequence { ids, n_input };
-    let bar = progress::bar(show, ecco_attrib::work(method, seq, options) as u64, method.name());
+    let bar = progress::bar(request.progress, request.control, ecco_attrib::work(method, seq, options) as u64, method.name());
     let values = ecco_attrib::attribute(loaded.model.as_lm(), seq, method, options, &mut |n| bar.inc(n as u64));
     bar.finish_and_clear();
     values.with_context(|| format!("{} attribution failed", method.name()))

@@ -107,7 +107,7 @@ fn tokenisation_and_greedy_generation_match_transformers() -> Result<()> {
         ensure!(all == case.tokens, "tokens {all:?} != {:?}", case.tokens);
         let causal = fx.model.model.as_causal().context("causal")?;
         // No early stop: the reference generated a fixed number of tokens.
-        let opts = GenerateOptions { max_new_tokens: case.max_new_tokens, sampling: None, eos_token_ids: Vec::new() };
+        let opts = GenerateOptions { max_new_tokens: case.max_new_tokens, sampling: None, eos_token_ids: Vec::new(), cancel: None };
         let ids = ecco_models::generate(causal, &case.input_ids, &opts, |_| {})?;
         ensure!(ids == case.generated_ids, "generated {ids:?}, transformers {:?}", case.generated_ids);
         Ok(())

@@ -45,7 +45,7 @@ fn case<'a>(reference: &'a DemoReference, prompt: &str) -> Result<&'a DemoCase> 
 /// The greedy continuation of `prompt_ids`.
 fn greedy(m: &LoadedModel, prompt_ids: &[u32], n: usize) -> Result<Vec<u32>> {
     let causal = m.model.as_causal().context("the demo model is causal")?;
-    let opts = GenerateOptions { max_new_tokens: n, sampling: None, eos_token_ids: m.model.eos_token_ids() };
+    let opts = GenerateOptions { max_new_tokens: n, sampling: None, eos_token_ids: m.model.eos_token_ids(), cancel: None };
     Ok(ecco_models::generate(causal, prompt_ids, &opts, |_| {})?)
 }
 

@@ -327,3 +327,29 @@ fn autodiff_gradients_at_hook_points_match_finite_differences() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn interventions_apply_to_decoding_steps_as_to_a_full_pass() -> Result<()> {
+    let case = Case::load("gpt2-bpe")?;
+    let lm = case.lm();
+    let Model::Gpt2(gpt2) = &case.loaded.model else { bail!("not GPT-2") };
+    let causal: &dyn ecco_core::CausalLm = gpt2.as_ref();
+    let width = lm.info().hidden_size;
+    let steer = || {
+        let add = Edit::Add { vector: direction(width), scale: 3.0 };
+        Hooks::new(CaptureSpec::none()).with_intervention("blocks.0.resid_post".parse().unwrap_or_else(|e| panic!("{e}")), Arc::new(add))
+    };
+    let n = case.ids.len();
+    let vocab = lm.info().vocab_size;
+    let full = logits(lm, case.inputs(), &mut steer())?;
+    let last = &full[(n - 1) * vocab..];
+    let plain = logits(lm, case.inputs(), &mut Hooks::new(CaptureSpec::none()))?;
+    ensure!(plain[(n - 1) * vocab..] != *last, "steering changed nothing");
+    let mut hooks = steer();
+    let (_, cache) = causal.decode_step_hooked(&case.ids[..n - 1], ecco_core::KvCache::default(), &mut hooks)?;
+    let (stepped, _) = causal.decode_step_hooked(&case.ids[n - 1..], cache, &mut hooks)?;
+    let stepped = stepped.into_data().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let worst = stepped.iter().zip(last).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    ensure!(worst < 1e-4, "decoding steps with the same intervention differ from the full pass by {worst}");
+    Ok(())
+}

@@ -116,8 +116,12 @@ fn greedy_generation_matches_transformers() -> Result<()> {
     for_each(|fx| {
         let r = &fx.reference;
         let t5 = fx.model.model.as_seq2seq().context("not an encoder-decoder")?;
-        let options =
-            GenerateOptions { max_new_tokens: r.generated_ids.len(), sampling: None, eos_token_ids: fx.model.model.eos_token_ids() };
+        let options = GenerateOptions {
+            max_new_tokens: r.generated_ids.len(),
+            sampling: None,
+            eos_token_ids: fx.model.model.eos_token_ids(),
+            cancel: None,
+        };
         let ids = ecco_models::generate_seq2seq(t5, &r.input_ids, &options, |_| {})?;
         ensure!(ids == r.generated_ids, "greedy {ids:?}, transformers {:?}", r.generated_ids);
         Ok(())

@@ -1,7 +1,9 @@
 //! The BERT-family encoder with its optional masked-LM head; the core trait.
 
 use burn::tensor::{Device, Int, Tensor};
-use ecco_core::{CaptureSpec, HookPoint, Hooks, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput, Stack};
+use ecco_core::{
+    CaptureSpec, HookPoint, Hooks, InputGradients, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput, Stack,
+};
 
 use crate::activation::Activation;
 use crate::bert::config::BertConfig;
@@ -131,5 +133,12 @@ impl LanguageModel for Bert {
 
     fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>> {
         self.project(hidden)
+    }
+
+    fn input_gradients(&self, embeds: Tensor<3>) -> Option<ecco_core::Result<Box<dyn InputGradients + '_>>> {
+        if embeds.is_autodiff() || self.mlm_head.is_none() {
+            return None;
+        }
+        Some(self.tape(embeds).map(|t| Box::new(t) as Box<dyn InputGradients + '_>))
     }
 }

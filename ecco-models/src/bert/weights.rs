@@ -183,7 +183,9 @@ pub fn load_from(mut src: WeightSource, config: BertConfig, name: &str, device: 
         layer_norm: norm(&mut src, n.embeddings_norm, h, eps, device)?,
         position_offset: config.position_offset,
     };
-    let mut layers = Vec::with_capacity(config.n_layers);
+    // Not reserved from config.json's count: the checkpoint's tensors bound it (a missing block
+    // is an error), a number in a config file does not.
+    let mut layers = Vec::new();
     for i in 0..config.n_layers {
         let p = |part: &str| format!("{}.{i}.{part}", n.layers);
         layers.push(Layer {

@@ -2,8 +2,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ecco_core::{
-    CaptureSpec, CausalLm, HookPoint, Hooks, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind,
-    ModelOutput, Stack,
+    CausalLm, HookPoint, Hooks, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput, Stack,
 };
 
 use crate::gpt2::block::Block;
@@ -37,7 +36,7 @@ pub struct Gpt2 {
 
 impl Gpt2 {
     /// Embeddings plus positions from `past_len` on, every block, the final norm, emitting
-    /// every hook point into `hooks`; the output after `ln_f` and the logits `hooks` asks for.
+    /// every hook point into `hooks`; the output after `ln_f` and the `logits` asked for.
     ///
     /// Returns the keys/values of every block too when `keep_kv`.
     fn run(
@@ -45,6 +44,7 @@ impl Gpt2 {
         embeds: Tensor<3>,
         past: Option<KvCache>,
         hooks: &mut Hooks,
+        logits: Logits,
         keep_kv: bool,
     ) -> ecco_core::Result<(Tensor<3>, Option<Tensor<3>>, Option<KvCache>)> {
         let [_, seq, hidden] = embeds.dims();
@@ -66,7 +66,7 @@ impl Gpt2 {
             }
         }
         let x = hooks.emit(HookPoint::final_norm(Stack::Main), self.ln_f.forward(x));
-        let logits = match hooks.logits() {
+        let logits = match logits {
             Logits::All => Some(self.project(x.clone())),
             Logits::Last => {
                 let batch = x.dims()[0];
@@ -103,7 +103,8 @@ impl LanguageModel for Gpt2 {
     }
 
     fn forward_hooked(&self, inputs: ModelInputs, hooks: &mut Hooks) -> ecco_core::Result<ModelOutput> {
-        let (last_hidden, logits, _) = self.run(inputs.embeds, None, hooks, false)?;
+        let logits = hooks.logits();
+        let (last_hidden, logits, _) = self.run(inputs.embeds, None, hooks, logits, false)?;
         hooks.finish(ModelKind::Causal, logits, last_hidden)
     }
 
@@ -124,12 +125,12 @@ impl LanguageModel for Gpt2 {
 }
 
 impl CausalLm for Gpt2 {
-    fn decode_step(&self, ids: &[u32], cache: KvCache) -> ecco_core::Result<(Tensor<1>, KvCache)> {
+    fn decode_step_hooked(&self, ids: &[u32], cache: KvCache, hooks: &mut Hooks) -> ecco_core::Result<(Tensor<1>, KvCache)> {
         let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
         let n = ids.len();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
-        let mut hooks = Hooks::new(CaptureSpec::none().with_logits(Logits::Last));
-        let (_, logits, cache) = self.run(self.embed(ids), Some(cache), &mut hooks, true)?;
+        let (_, logits, cache) = self.run(self.embed(ids), Some(cache), hooks, Logits::Last, true)?;
+        hooks.check()?;
         let vocab = self.info.vocab_size;
         let logits = logits.map(|l| l.reshape([vocab]));
         match (logits, cache) {

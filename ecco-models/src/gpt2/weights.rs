@@ -53,7 +53,9 @@ pub fn load_from(mut src: WeightSource, config: Gpt2Config, name: &str, device: 
     };
     let (wte, wte_shared) = src.take_shared("wte.weight", [vocab, h], device)?;
     let wpe = src.take("wpe.weight", [config.n_positions, h], device)?;
-    let mut blocks = Vec::with_capacity(config.n_layer);
+    // Not reserved from config.json's count: the checkpoint's tensors bound it (a missing block
+    // is an error), a number in a config file does not.
+    let mut blocks = Vec::new();
     for i in 0..config.n_layer {
         let p = format!("h.{i}");
         let mut scale = if config.scale_attn_weights { 1.0 / (config.head_dim() as f64).sqrt() } else { 1.0 };

@@ -17,9 +17,9 @@
 use burn::tensor::Tensor;
 use ecco_core::{CaptureSpec, Hooks, InputGradients, Stack};
 
-use crate::gpt2::backward::Rows;
 use crate::llama::block::Block;
 use crate::llama::model::Decoder;
+use crate::nn::tape::Rows;
 use crate::nn::{RmsNorm, merge_heads};
 
 /// `x`'s normalised value `xhat = x r` and `r = 1/sqrt(mean(x²) + eps)` (`[.., 1]`).

@@ -43,6 +43,7 @@ impl Decoder {
         embeds: Tensor<3>,
         past: Option<KvCache>,
         hooks: &mut Hooks,
+        logits: Logits,
         keep_kv: bool,
     ) -> ecco_core::Result<(Tensor<3>, Option<Tensor<3>>, Option<KvCache>)> {
         let [_, seq, hidden] = embeds.dims();
@@ -65,7 +66,7 @@ impl Decoder {
             }
         }
         let x = hooks.emit(HookPoint::final_norm(Stack::Main), self.norm.forward(x));
-        let logits = match hooks.logits() {
+        let logits = match logits {
             Logits::All => Some(self.project(x.clone())),
             Logits::Last => {
                 let batch = x.dims()[0];
@@ -108,7 +109,8 @@ impl LanguageModel for Decoder {
     }
 
     fn forward_hooked(&self, inputs: ModelInputs, hooks: &mut Hooks) -> ecco_core::Result<ModelOutput> {
-        let (last_hidden, logits, _) = self.run(inputs.embeds, None, hooks, false)?;
+        let logits = hooks.logits();
+        let (last_hidden, logits, _) = self.run(inputs.embeds, None, hooks, logits, false)?;
         hooks.finish(ModelKind::Causal, logits, last_hidden)
     }
 
@@ -131,12 +133,12 @@ impl LanguageModel for Decoder {
 }
 
 impl CausalLm for Decoder {
-    fn decode_step(&self, ids: &[u32], cache: KvCache) -> ecco_core::Result<(Tensor<1>, KvCache)> {
+    fn decode_step_hooked(&self, ids: &[u32], cache: KvCache, hooks: &mut Hooks) -> ecco_core::Result<(Tensor<1>, KvCache)> {
         let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
         let n = ids.len();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
-        let mut hooks = Hooks::new(CaptureSpec::none().with_logits(Logits::Last));
-        let (_, logits, cache) = self.run(self.embed(ids), Some(cache), &mut hooks, true)?;
+        let (_, logits, cache) = self.run(self.embed(ids), Some(cache), hooks, Logits::Last, true)?;
+        hooks.check()?;
         let vocab = self.info.vocab_size;
         let logits = logits.map(|l| l.reshape([vocab]));
         match (logits, cache) {

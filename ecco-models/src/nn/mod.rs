@@ -8,6 +8,8 @@
 //! - [`mask`]: causal, sliding-window and padding masks.
 //! - [`ffn`]: [`Ffn`], plain or gated, any activation, hooked.
 //! - [`product`]: matrix products for decoding steps (host views, thread-split columns).
+//! - [`rotary`]: rotary position embeddings (half-split and interleaved; linear, llama3, yarn scaling).
+//! - `tape`: which forward-pass copy each row of a hand-written backward pass reads.
 //!
 //! Every layer emits its hook points through the recorder it is handed
 //! ([`ecco_core::BlockHooks`]); see `docs/hooks.md`.
@@ -19,6 +21,7 @@ pub mod mask;
 pub mod norm;
 pub mod product;
 pub mod rotary;
+pub(crate) mod tape;
 
 pub use attention::{Attend, Role, merge_heads, split_heads};
 pub use ffn::Ffn;

@@ -149,10 +149,16 @@ impl T5 {
     /// Feeds `ids` (decoder tokens not yet cached) to the decoder; returns the last position's
     /// logits, `[vocab]`, and extends the cache in `state`.
     pub fn decode_step(&self, ids: &[u32], state: &mut DecoderState) -> Tensor<1> {
+        self.decode_step_hooked(ids, state, &mut Hooks::new(CaptureSpec::none()))
+    }
+
+    /// [`T5::decode_step`] emitting the decoder's hook points of the step into `hooks` (the new
+    /// positions only), so that interventions apply to generated tokens too; an intervention's
+    /// error is left in `hooks` ([`Hooks::check`]).
+    pub fn decode_step_hooked(&self, ids: &[u32], state: &mut DecoderState, hooks: &mut Hooks) -> Tensor<1> {
         let embeds = self.embed_ids(ids);
         let past = (!state.self_kv.is_empty()).then(|| std::mem::take(&mut state.self_kv));
-        let mut hooks = Hooks::new(CaptureSpec::none());
-        let out = self.decoder.forward(embeds, past, Some(&state.cross_kv), &mut hooks, true);
+        let out = self.decoder.forward(embeds, past, Some(&state.cross_kv), hooks, true);
         state.self_kv = out.kv;
         let [batch, seq, d] = out.hidden.dims();
         let last = out.hidden.slice([0..batch, seq - 1..seq, 0..d]);

@@ -66,7 +66,9 @@ fn ffn(src: &mut WeightSource, p: &str, c: &T5Config, device: &Device) -> Result
 fn stack(src: &mut WeightSource, s: &str, n_layers: usize, is_decoder: bool, c: &T5Config, device: &Device) -> Result<Stack> {
     let relative_attention_bias =
         src.take(&format!("{s}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"), [c.num_buckets, c.num_heads], device)?;
-    let mut blocks = Vec::with_capacity(n_layers);
+    // Not reserved from config.json's count: the checkpoint's tensors bound it (a missing block
+    // is an error), a number in a config file does not.
+    let mut blocks = Vec::new();
     for i in 0..n_layers {
         let p = format!("{s}.block.{i}.layer");
         let cross = if is_decoder {
@@ -121,7 +123,7 @@ pub fn load_from(mut src: WeightSource, config: T5Config, name: &str, device: &D
         n_heads: config.num_heads,
         intermediate_size: config.d_ff,
         vocab_size: vocab,
-        max_positions: None,
+        max_positions: Some(config.max_positions),
     };
     Ok(T5 { shared, encoder, decoder, lm_head, config, info, device: device.clone() })
 }

@@ -126,10 +126,17 @@ pub fn report_loads_offline_and_hover_and_focus_highlight_the_tokens_read(b: &mu
     b.pump(Duration::from_millis(300))?;
 
     // Every view is drawn.
-    for id in ["v-output", "v-attr-0", "v-attr-1", "v-preds", "v-rankings", "v-watch", "v-nmf", "v-attention", "v-neurons"] {
+    for id in ["v-output", "v-attr-0", "v-attr-1", "v-preds", "v-rankings", "v-watch", "v-nmf", "v-attention", "v-neurons", "v-evaluation"]
+    {
         ensure!(b.eval(&format!("!!document.getElementById('{id}')"))? == Value::Bool(true), "view {id} missing");
     }
     ensure!(b.eval("document.querySelectorAll('#v-rankings td').length")? == json!(6 * (n - n_input)));
+    // Faithfulness: a deletion and an insertion chart, one line per method and the random
+    // ranking (dashed), and a row of scores for each.
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation svg.chart').length")? == json!(2));
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation svg.chart polyline').length")? == json!(6));
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation polyline[stroke-dasharray]').length")? == json!(2));
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation table.scores tr').length")? == json!(4));
 
     // Hover: the first generated token is selected at load; hovering the last one changes
     // which input tokens are highlighted (it read more of them).
@@ -255,5 +262,33 @@ pub fn time_a_report_file(b: &mut dyn Page, prefix: &str) -> Result<()> {
     );
     offline_and_clean(b, &url)?;
     save_screenshot(b, prefix, "timed.png")?;
+    Ok(())
+}
+
+/// The views the Python package's tutorial notebook showed, as a notebook shows them (the
+/// report page in an `<iframe srcdoc sandbox="allow-scripts">`), saved as host pages by its
+/// notebook test into `ECCO_NOTEBOOK_PAGES`: each draws with no console error (its script
+/// runs in the sandbox's opaque origin) and no request but the host page's own; screenshots
+/// `{prefix}notebook-*.png`.
+pub fn notebook_views_load_offline(b: &mut dyn Page, prefix: &str) -> Result<()> {
+    let dir = PathBuf::from(std::env::var("ECCO_NOTEBOOK_PAGES").context("set ECCO_NOTEBOOK_PAGES to the notebook test's pages")?);
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    pages.retain(|p| p.extension().is_some_and(|x| x == "html"));
+    pages.sort();
+    ensure!(!pages.is_empty(), "no pages in {}", dir.display());
+    let mut urls = Vec::new();
+    for page in &pages {
+        let url = file_url(page)?;
+        urls.push(url.clone());
+        // The host page carries `data-ready` itself: what must draw is inside the frame.
+        b.open(&url)?;
+        b.pump(Duration::from_secs(2))?;
+        let errors = b.errors();
+        ensure!(errors.is_empty(), "{}: console errors: {errors:?}", page.display());
+        let foreign: Vec<String> = b.requests().into_iter().filter(|u| !urls.contains(u) && u != "about:srcdoc").collect();
+        ensure!(foreign.is_empty(), "{}: network requests: {foreign:?}", page.display());
+        let name = page.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        save_screenshot(b, prefix, &format!("notebook-{name}.png"))?;
+    }
     Ok(())
 }
