@@ -69,7 +69,7 @@ fn ours(model: &LoadedModel, r: &Reference, removal: Removal) -> Result<Vec<(Str
     let options = EvaluateOptions { steps: r.steps, fractions: r.fractions.clone(), ..EvaluateOptions::new(removal) };
     let names: Vec<&String> = r.attributions.keys().collect();
     let rows: Vec<&[Vec<f32>]> = r.attributions.values().map(Vec::as_slice).collect();
-    let results = evaluate_many(model.model.as_lm(), &examples, &rows, &options)?;
+    let results = evaluate_many(model.model.as_lm(), &examples, &rows, &options, &mut |_, _| {})?;
     Ok(names.into_iter().cloned().zip(results).collect())
 }
 
@@ -126,7 +126,7 @@ fn gradient_methods_beat_random_on_the_demo_capitals() -> Result<()> {
             .collect::<Result<_, _>>()?;
         let examples = causal_examples(&ids, n_input)?;
         let refs: Vec<&[Vec<f32>]> = rows.iter().map(Vec::as_slice).collect();
-        let results = evaluate_many(lm, &examples, &refs, &options)?;
+        let results = evaluate_many(lm, &examples, &refs, &options, &mut |_, _| {})?;
         let random = &results[methods.len()].scores;
         let mut table = Vec::new();
         for (m, eval) in methods.iter().zip(&results) {
