@@ -51,6 +51,11 @@
 //! - **ERASER's bins and normalisation**: ERASER divides by `|bins| + 1` (a 0 % bin); ferret takes
 //!   the mean over the bins it kept, and so do we. Our default bins are ERASER's 1, 5, 10, 20,
 //!   50 % (ferret's default is 10 %, 20 %, …, 100 %).
+//! - **References**: `scripts/fixtures/evaluate.py` computes all four with the two libraries on
+//!   the demo model (causal) and ferret's two on the BERT fixture's mask prediction (interpreto has
+//!   no masked-LM metrics); `tests/tests/evaluate.rs` matches them within 1e-4. For the masked LM,
+//!   ferret scores the mask token too; the reference ranks it last (score −1, left out by
+//!   `only_pos`) and picks a text where `floor(f · n)` is the same with and without it.
 //! - **Dropping every token** (insertion's first point, with [`Removal::Drop`]) leaves a causal
 //!   LM nothing to read: it reads `Drop::empty` (the tokenizer's BOS or EOS) alone.
 
