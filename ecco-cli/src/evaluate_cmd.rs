@@ -8,7 +8,7 @@ use clap::Args;
 use ecco::{Baseline, EvaluateOptions, Output};
 
 use crate::args::ModelArgs;
-use crate::write::{check_writable, write_html};
+use crate::write::{Outputs, check_writable};
 
 /// Arguments of `ecco evaluate`.
 #[derive(Debug, Args)]
@@ -79,7 +79,9 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     if let Some(path) = &args.html {
         let view = ecco::views::evaluation_view(&evaluation);
         let report = ecco::views::single_view_report(output.trace(), "Faithfulness of the attributions", |r| r.evaluation = Some(view))?;
-        write_html(path, &report)?;
+        let mut outputs = Outputs::default();
+        outputs.html(path, &report)?;
+        outputs.commit()?;
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&evaluation)?)?;

@@ -59,7 +59,7 @@ pub fn predictions_view(
 /// The rankings view of `[layers][generated]` ranks.
 pub fn rankings_view(trace: &Trace, ranks: Vec<Vec<usize>>, lens: Lens) -> RankingsView {
     // An encoder-decoder's first generated token follows the decoder's start token.
-    let first = crate::output::first_generated(trace);
+    let first = trace.first_generated();
     let tokens = ecco_viz::TokensView::from_trace(trace);
     RankingsView {
         lens: lens_name(lens),
