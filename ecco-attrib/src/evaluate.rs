@@ -4,7 +4,8 @@
 //! Each *example* is one prediction: a causal LM's generated token with the prefix it read
 //! ([`causal_examples`]), or a masked LM's prediction at a mask token with the whole text
 //! ([`masked_examples`]). The attribution ranks the example's *candidates* (every token the
-//! model read, the mask position itself excepted), highest first, ties to the earlier position.
+//! model read, except a masked LM's mask position and its `[CLS]`/`[SEP]`), highest first, ties
+//! to the earlier position.
 //! The score is the softmax probability of the target token at the scored position.
 //!
 //! - **Deletion** (Petsiuk et al. 2018, as `interpreto.attributions.metrics.Deletion`): the
@@ -50,6 +51,11 @@
 //! - **ERASER's bins and normalisation**: ERASER divides by `|bins| + 1` (a 0 % bin); ferret takes
 //!   the mean over the bins it kept, and so do we. Our default bins are ERASER's 1, 5, 10, 20,
 //!   50 % (ferret's default is 10 %, 20 %, …, 100 %).
+//! - **References**: `scripts/fixtures/evaluate.py` computes all four with the two libraries on
+//!   the demo model (causal) and ferret's two on the BERT fixture's mask prediction (interpreto has
+//!   no masked-LM metrics); `tests/tests/evaluate.rs` matches them within 1e-4. For the masked LM,
+//!   ferret scores the mask token too; the reference ranks it last (score −1, left out by
+//!   `only_pos`) and picks a text where `floor(f · n)` is the same with and without it.
 //! - **Dropping every token** (insertion's first point, with [`Removal::Drop`]) leaves a causal
 //!   LM nothing to read: it reads `Drop::empty` (the tokenizer's BOS or EOS) alone.
 
@@ -104,7 +110,7 @@ impl EvaluateOptions {
             fractions: vec![0.01, 0.05, 0.10, 0.20, 0.50],
             only_positive: true,
             seed: 0,
-            random_draws: 10,
+            random_draws: 5,
             max_batch_tokens: 4096,
         }
     }
@@ -151,11 +157,12 @@ pub fn causal_examples(ids: &[u32], n_input: usize) -> Result<Vec<Example>> {
 }
 
 /// The examples of a masked-LM trace: per `(position, predicted id)`, the whole text read at
-/// the mask position, every other position a candidate.
+/// the mask position, every other position a candidate but those in `keep` (the special tokens
+/// the tokenizer adds, `[CLS]` and `[SEP]`, as ferret's `remove_first_last` leaves them).
 ///
 /// # Errors
 /// A position outside `ids`.
-pub fn masked_examples(ids: &[u32], targets: &[(usize, u32)]) -> Result<Vec<Example>> {
+pub fn masked_examples(ids: &[u32], targets: &[(usize, u32)], keep: &[usize]) -> Result<Vec<Example>> {
     targets
         .iter()
         .map(|&(position, target)| {
@@ -166,7 +173,7 @@ pub fn masked_examples(ids: &[u32], targets: &[(usize, u32)]) -> Result<Vec<Exam
                 ids: ids.to_vec(),
                 position,
                 target,
-                candidates: (0..ids.len()).filter(|&i| i != position).collect(),
+                candidates: (0..ids.len()).filter(|&i| i != position && !keep.contains(&i)).collect(),
                 bidirectional: true,
             })
         })
@@ -212,7 +219,8 @@ pub struct Evaluation {
 /// Scores `attributions` (one list per example, indexed by position in the example's `ids`)
 /// and, with the same perturbations, `options.random_draws` seeded random rankings.
 ///
-/// Returns `(method, random baseline)`.
+/// Returns `(method, random baseline)`. `progress` is called with the number of perturbed
+/// copies each batch scored and the total.
 ///
 /// # Errors
 /// No examples, a list shorter than its example's input, removal or target ids outside the
@@ -223,8 +231,9 @@ pub fn evaluate(
     examples: &[Example],
     attributions: &[Vec<f32>],
     options: &EvaluateOptions,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Evaluation, Evaluation)> {
-    let mut all = evaluate_many(model, examples, &[attributions], options)?;
+    let mut all = evaluate_many(model, examples, &[attributions], options, progress)?;
     let random = all.pop().unwrap_or_default();
     let method = all.pop().unwrap_or_default();
     Ok((method, random))
@@ -241,6 +250,7 @@ pub fn evaluate_many(
     examples: &[Example],
     methods: &[&[Vec<f32>]],
     options: &EvaluateOptions,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<Evaluation>> {
     check(model, examples, methods, options)?;
     let mut rankings: Vec<Vec<Vec<(usize, f32)>>> =
@@ -256,7 +266,7 @@ pub fn evaluate_many(
         .iter()
         .map(|per_example| examples.iter().zip(per_example).map(|(ex, r)| plan(ex, r, options, &mut queries)).collect())
         .collect();
-    let probs = queries.run(model, options.max_batch_tokens)?;
+    let probs = queries.run(model, options.max_batch_tokens, progress)?;
     let mut results: Vec<Evaluation> = plans[..methods.len()].iter().map(|p| summarise(p, &probs)).collect();
     let random: Vec<Evaluation> = plans[methods.len()..].iter().map(|p| summarise(p, &probs)).collect();
     results.push(average(&random));
@@ -485,8 +495,9 @@ impl Queries {
         self.list.len() - 1
     }
 
-    /// Every query's target probability, in batches of at most `max_batch_tokens` positions.
-    fn run(&self, model: &dyn LanguageModel, max_batch_tokens: usize) -> Result<Vec<f64>> {
+    /// Every query's target probability, in batches of at most `max_batch_tokens` positions;
+    /// `progress(batch rows, total rows)` after each batch.
+    fn run(&self, model: &dyn LanguageModel, max_batch_tokens: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<f64>> {
         let mut order: Vec<usize> = (0..self.list.len()).collect();
         order.sort_by_key(|&i| (self.list[i].bidirectional, self.list[i].ids.len()));
         let mut probs = vec![0.0; self.list.len()];
@@ -508,6 +519,7 @@ impl Queries {
             for (&i, p) in order[start..end].iter().zip(score_batch(model, &batch)?) {
                 probs[i] = f64::from(p);
             }
+            progress(end - start, order.len());
             start = end;
         }
         Ok(probs)
@@ -620,6 +632,9 @@ mod tests {
         assert_eq!((q.ids, q.position), (vec![99, 11, 12, 99], 2));
         let q = perturb(&ex, &removed, Removal::Drop { empty: 0 });
         assert_eq!((q.ids, q.position), (vec![11, 12], 1));
+        let masked = masked_examples(&[1, 2, 3, 4, 5], &[(2, 9)], &[0, 4]).unwrap_or_default();
+        assert_eq!(masked.iter().map(|m| m.candidates.clone()).collect::<Vec<_>>(), vec![vec![1, 3]]);
+        assert!(masked_examples(&[1, 2], &[(2, 9)], &[]).is_err());
         let causal = causal_examples(&[5, 6, 7, 8], 2).unwrap_or_default();
         assert_eq!(causal.len(), 2);
         assert_eq!((causal[1].ids.clone(), causal[1].position, causal[1].target), (vec![5, 6, 7], 2, 8));

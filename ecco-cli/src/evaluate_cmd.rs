@@ -30,7 +30,7 @@ pub struct EvaluateArgs {
     #[arg(long, default_value_t = 0, value_name = "S")]
     seed: u64,
     /// How many random rankings the random baseline averages.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = 5, value_name = "N")]
     random_draws: usize,
     /// Most points per deletion or insertion curve (interpreto's `n_perturbations`).
     #[arg(long, default_value_t = 100, value_name = "N")]
@@ -73,7 +73,8 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
         );
     }
     let output = output.with_model(&args.model.load()?);
-    let options = EvaluateOptions { methods, baseline, seed: args.seed, random_draws: args.random_draws, steps: args.steps };
+    let options =
+        EvaluateOptions { methods, baseline, seed: args.seed, random_draws: args.random_draws, steps: args.steps, progress: true };
     let evaluation = output.evaluate(&options)?;
     if let Some(path) = &args.html {
         let view = ecco::views::evaluation_view(&evaluation);

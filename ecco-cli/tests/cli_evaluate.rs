@@ -77,9 +77,14 @@ fn evaluate_explains_a_masked_lm_per_mask_token() -> Result<()> {
     for key in METRICS {
         metric(m, key)?;
     }
-    // Every token but the mask is a candidate: the curve has one point per candidate and the start.
-    let n_tokens = v["predictions"][0]["position"].as_u64().context("position")? as usize;
-    ensure!(m["curves"][0]["removed"].as_array().is_some_and(|r| r.len() > n_tokens), "{}", m["curves"][0]);
+    // Every token but [CLS], the mask and [SEP] is a candidate: the curve has one point per
+    // candidate and the start.
+    let t = common::read_json(&trace.join("trace.json"))?;
+    let tokens: Vec<&str> = t["tokens"].as_array().context("tokens")?.iter().filter_map(|x| x.as_str()).collect();
+    ensure!(tokens.first() == Some(&"[CLS]") && tokens.last() == Some(&"[SEP]"), "{tokens:?}");
+    ensure!(tokens[v["predictions"][0]["position"].as_u64().context("position")? as usize] == "[MASK]");
+    let expected: Vec<usize> = (0..=tokens.len() - 3).collect();
+    ensure!(m["curves"][0]["removed"] == serde_json::json!(expected), "{tokens:?}: {}", m["curves"][0]);
     Ok(())
 }
 

@@ -79,12 +79,21 @@ pub struct EvaluateOptions {
     pub random_draws: usize,
     /// Most steps per deletion or insertion curve (interpreto's `n_perturbations`).
     pub steps: usize,
+    /// A progress bar on stderr (perturbed copies scored).
+    pub progress: bool,
 }
 
 impl Default for EvaluateOptions {
     fn default() -> Self {
         let metric = MetricOptions::new(Removal::Replace(0));
-        Self { methods: Vec::new(), baseline: Baseline::Auto, seed: metric.seed, random_draws: metric.random_draws, steps: metric.steps }
+        Self {
+            methods: Vec::new(),
+            baseline: Baseline::Auto,
+            seed: metric.seed,
+            random_draws: metric.random_draws,
+            steps: metric.steps,
+            progress: true,
+        }
     }
 }
 
@@ -173,12 +182,18 @@ pub(crate) fn evaluate(trace: &Trace, loaded: &LoadedModel, options: &EvaluateOp
         bail!("the trace has no attributions to evaluate: make it with `--attribution` (e.g. `--attribution grad_x_input,ig`)");
     }
     let names = method_names(trace, &options.methods)?;
-    let examples = examples(trace)?;
+    let examples = examples(trace, loaded)?;
     let (baseline, removal) = resolve_baseline(loaded, trace.model.model_type, options.baseline)?;
     let metric =
         MetricOptions { seed: options.seed, random_draws: options.random_draws, steps: options.steps, ..MetricOptions::new(removal) };
     let rows: Vec<&[Vec<f32>]> = names.iter().map(|n| trace.attributions[n].as_slice()).collect();
-    let mut results = ecco_attrib::evaluate_many(lm, &examples, &rows, &metric)?;
+    let bar = crate::progress::bar(options.progress, 0, "evaluate");
+    let results = ecco_attrib::evaluate_many(lm, &examples, &rows, &metric, &mut |n, total| {
+        bar.set_length(total as u64);
+        bar.inc(n as u64);
+    });
+    bar.finish_and_clear();
+    let mut results = results?;
     let random = results.pop().unwrap_or_default();
     let random_baseline = RandomBaseline { scores: random.scores.clone(), mean_curves: mean_curves(&random.curves) };
     let methods = names
@@ -232,7 +247,7 @@ fn method_names(trace: &Trace, methods: &[Method]) -> Result<Vec<String>> {
 }
 
 /// The predictions a trace's attributions explain.
-fn examples(trace: &Trace) -> Result<Vec<Example>> {
+fn examples(trace: &Trace, loaded: &LoadedModel) -> Result<Vec<Example>> {
     Ok(match trace.model.model_type {
         ModelKind::Causal => ecco_attrib::causal_examples(&trace.token_ids, trace.n_input_tokens)?,
         ModelKind::Masked => {
@@ -241,7 +256,11 @@ fn examples(trace: &Trace) -> Result<Vec<Example>> {
             };
             let targets: Vec<(usize, u32)> =
                 preds.iter().filter_map(|p| p.predictions.first().map(|top| (p.position, top.token_id))).collect();
-            ecco_attrib::masked_examples(&trace.token_ids, &targets)?
+            // The special tokens the tokenizer wraps the text in stay, as ferret leaves them.
+            let keep: Vec<usize> = (0..trace.token_ids.len())
+                .filter(|&i| ["[CLS]", "[SEP]", "<s>", "</s>"].contains(&loaded.tokenizer.token(trace.token_ids[i]).as_str()))
+                .collect();
+            ecco_attrib::masked_examples(&trace.token_ids, &targets, &keep)?
         }
         ModelKind::EncoderDecoder => bail!("evaluation covers causal and masked LMs; encoder-decoder traces are not supported yet"),
     })

@@ -69,7 +69,7 @@ fn ours(model: &LoadedModel, r: &Reference, removal: Removal) -> Result<Vec<(Str
     let options = EvaluateOptions { steps: r.steps, fractions: r.fractions.clone(), ..EvaluateOptions::new(removal) };
     let names: Vec<&String> = r.attributions.keys().collect();
     let rows: Vec<&[Vec<f32>]> = r.attributions.values().map(Vec::as_slice).collect();
-    let results = evaluate_many(model.model.as_lm(), &examples, &rows, &options)?;
+    let results = evaluate_many(model.model.as_lm(), &examples, &rows, &options, &mut |_, _| {})?;
     Ok(names.into_iter().cloned().zip(results).collect())
 }
 
@@ -105,6 +105,46 @@ fn deletion_and_insertion_match_interpreto_and_aopc_matches_ferret() -> Result<(
     Ok(())
 }
 
+/// `fixtures/bert-wordpiece/evaluate.json`: ferret on the masked LM.
+#[derive(Debug, Deserialize)]
+struct MaskedReference {
+    token_ids: Vec<u32>,
+    mask_position: usize,
+    predicted_id: u32,
+    mask_id: u32,
+    keep: Vec<usize>,
+    fractions: Vec<f64>,
+    attributions: BTreeMap<String, Vec<f32>>,
+    methods: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+#[test]
+fn a_masked_lms_aopc_matches_ferret() -> Result<()> {
+    let path = common::fixture_dir("bert-wordpiece").join("evaluate.json");
+    let r: MaskedReference = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| path.display().to_string())?)?;
+    let model = ecco_models::load(&common::fixture_dir("bert-wordpiece"), DeviceKind::Flex)?;
+    let examples = ecco_attrib::masked_examples(&r.token_ids, &[(r.mask_position, r.predicted_id)], &r.keep)?;
+    ensure!(examples[0].candidates.len() == 6, "the reference's text has 6 candidates");
+    let rows: Vec<Vec<Vec<f32>>> = r.attributions.values().map(|row| vec![row.clone()]).collect();
+    let refs: Vec<&[Vec<f32>]> = rows.iter().map(Vec::as_slice).collect();
+    for (mode, removal) in [("replace", Removal::Replace(r.mask_id)), ("drop", Removal::Drop { empty: r.mask_id })] {
+        let options = EvaluateOptions { fractions: r.fractions.clone(), ..EvaluateOptions::new(removal) };
+        let results = evaluate_many(model.model.as_lm(), &examples, &refs, &options, &mut |_, _| {})?;
+        for (name, eval) in r.attributions.keys().zip(&results) {
+            let theirs = &r.methods[name];
+            close(
+                &format!("{name} comprehensiveness ({mode})"),
+                &[eval.scores.comprehensiveness],
+                &[theirs[&format!("comprehensiveness_{mode}")]],
+            )?;
+            if let Some(&suff) = theirs.get(&format!("sufficiency_{mode}")) {
+                close(&format!("{name} sufficiency ({mode})"), &[eval.scores.sufficiency], &[suff])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The check: on the demo model's capital facts every gradient method beats the random
 /// baseline on deletion AUC; attention rollout is scored and reported whatever its place.
 #[test]
@@ -127,7 +167,7 @@ fn gradient_methods_beat_random_on_the_demo_capitals() -> Result<()> {
             .collect::<Result<_, _>>()?;
         let examples = causal_examples(&ids, n_input)?;
         let refs: Vec<&[Vec<f32>]> = rows.iter().map(Vec::as_slice).collect();
-        let results = evaluate_many(lm, &examples, &refs, &options)?;
+        let results = evaluate_many(lm, &examples, &refs, &options, &mut |_, _| {})?;
         let random = &results[methods.len()].scores;
         let mut table = Vec::new();
         for (m, eval) in methods.iter().zip(&results) {
