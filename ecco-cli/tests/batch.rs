@@ -78,6 +78,7 @@ fn tables_hold_what_generate_writes_and_bad_documents_are_skipped() -> Result<()
             json_line("long", &long),
             b"not json".to_vec(),
             json_line("spain", "The capital of Spain is"),
+            json_line("spain", "The capital of Italy is"),
         ],
     )?;
     let out = tmp.path().join("out");
@@ -90,8 +91,14 @@ fn tables_hold_what_generate_writes_and_bad_documents_are_skipped() -> Result<()
     let skipped = table(&out.join("skipped.parquet"))?;
     let reasons: Vec<(String, String)> =
         skipped.iter().map(|r| (r["doc_id"].as_str().unwrap_or("").to_owned(), r["reason"].as_str().unwrap_or("").to_owned())).collect();
-    let expected =
-        [("empty", "empty_text"), ("nofield", "missing_field"), ("latin1", "invalid_utf8"), ("long", "too_long"), ("5", "invalid_row")];
+    let expected = [
+        ("empty", "empty_text"),
+        ("nofield", "missing_field"),
+        ("latin1", "invalid_utf8"),
+        ("long", "too_long"),
+        ("5", "invalid_row"),
+        ("spain", "duplicate_id"),
+    ];
     ensure!(reasons.iter().map(|(a, b)| (a.as_str(), b.as_str())).eq(expected), "skipped {reasons:?}");
 
     // The same numbers as `ecco generate`'s trace bundle.

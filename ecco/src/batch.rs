@@ -75,6 +75,8 @@ pub enum SkipReason {
         /// The field's name.
         field: String,
     },
+    /// The id repeats an earlier row's in the same shard (their tensors would share keys).
+    DuplicateId,
     /// The row is not a JSON object, or the field is not a string.
     InvalidRow {
         /// What is wrong.
@@ -90,6 +92,7 @@ impl SkipReason {
             Self::TooLong { .. } => "too_long",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::MissingField { .. } => "missing_field",
+            Self::DuplicateId => "duplicate_id",
             Self::InvalidRow { .. } => "invalid_row",
         }
     }
@@ -101,6 +104,7 @@ impl SkipReason {
             Self::TooLong { len, max } => format!("{len} positions, the model has {max}"),
             Self::InvalidUtf8 => "the text is not valid UTF-8".to_owned(),
             Self::MissingField { field } => format!("no `{field}` field"),
+            Self::DuplicateId => "the id repeats an earlier row of the same shard".to_owned(),
             Self::InvalidRow { detail } => detail.clone(),
         }
     }

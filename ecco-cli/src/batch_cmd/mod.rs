@@ -317,9 +317,7 @@ fn run(lm: &ecco::Lm, input: &Input, options: &BatchOptions, args: &BatchArgs, m
     input.for_each(done, |Row { index, doc_id, text }| {
         let result = match text {
             Err(reason) => Err(reason),
-            Ok(_) if shard.seen.contains(&doc_id) => {
-                Err(SkipReason::InvalidRow { detail: format!("the id {doc_id} repeats an earlier row of the same shard") })
-            }
+            Ok(_) if shard.seen.contains(&doc_id) => Err(SkipReason::DuplicateId),
             Ok(text) => run_document(lm, &text, options).with_context(|| format!("document {doc_id} (row {index})"))?,
         };
         shard.seen.insert(doc_id.clone());
