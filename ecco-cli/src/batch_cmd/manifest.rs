@@ -99,7 +99,7 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(MANIFEST);
         let json = serde_json::to_string_pretty(self)?;
-        ecco::ecco_viz::write_atomic(&path, json.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+        ecco_viz::write_atomic(&path, json.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// Refuses to resume with other settings, naming the first that differs.

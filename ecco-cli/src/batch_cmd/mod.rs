@@ -291,7 +291,7 @@ impl Shard {
         ];
         if tensors {
             let path = out.join(TENSORS).join(format!("shard-{:05}.safetensors", self.index));
-            ecco::ecco_viz::check_replaceable(&path).with_context(|| format!("cannot write {}", path.display()))?;
+            ecco_viz::check_replaceable(&path).with_context(|| format!("cannot write {}", path.display()))?;
             let file = tempfile::Builder::new()
                 .prefix(&format!(".shard-{:05}.safetensors.tmp-", self.index))
                 .tempfile_in(out.join(TENSORS))
