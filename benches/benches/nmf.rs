@@ -34,9 +34,11 @@ fn benches(c: &mut Criterion) {
     if let Some(reference) = sklearn_reference() {
         eprintln!("scikit-learn on the same matrix: {reference}");
     }
-    if let Ok(fit) = nmf.fit(&x) {
-        eprintln!("ecco-factor: error {:.4}, {} iterations", fit.reconstruction_error, fit.n_iter);
-    }
+    let fit = match nmf.fit(&x) {
+        Ok(fit) => fit,
+        Err(e) => panic!("benchmark set-up failed (fitting the NMF once): {e}"),
+    };
+    eprintln!("ecco-factor: error {:.4}, {} iterations", fit.reconstruction_error, fit.n_iter);
     let mut group = c.benchmark_group("nmf/157x18432_k10");
     group.sample_size(10);
     group.bench_function("lin_pg", |b| b.iter(|| nmf.fit(black_box(&x))));

@@ -47,6 +47,15 @@ pub fn bench_model() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The value of a benchmark's set-up step, or a panic naming the step: a benchmark that cannot
+/// be set up fails instead of reporting nothing.
+pub fn set_up<T, E: std::fmt::Display>(step: &str, result: std::result::Result<T, E>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("benchmark set-up failed ({step}): {e}"),
+    }
+}
+
 /// Normal(0, 0.02) weights (GPT-2's `initializer_range`), unit layer norms, zero biases.
 fn random_weights() -> BTreeMap<String, F32Tensor> {
     let mut rng = SplitMix(0x5eed);

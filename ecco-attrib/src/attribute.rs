@@ -215,13 +215,26 @@ pub(crate) fn check_targets(n_generated: usize, ids: impl Iterator<Item = u32>, 
     if n_generated == 0 {
         return Err(Error::Empty("no generated tokens"));
     }
-    if options.ig_steps == 0 {
-        return Err(Error::Empty("integrated gradients needs at least one step"));
-    }
+    check_ig_steps(options.ig_steps)?;
     for id in ids.chain(options.contrast_with) {
         if id as usize >= vocab {
             return Err(Error::TokenOutOfRange { id, vocab });
         }
+    }
+    Ok(())
+}
+
+/// The most integrated-gradients steps a run may ask for: each step is a forward and a backward
+/// pass per generated token, so 10,000 already takes hours on a large model; more is a typo.
+pub const MAX_IG_STEPS: usize = 10_000;
+
+/// Fails unless `steps` is in `1..=MAX_IG_STEPS`.
+///
+/// # Errors
+/// [`Error::IgSteps`].
+pub fn check_ig_steps(steps: usize) -> Result<()> {
+    if steps == 0 || steps > MAX_IG_STEPS {
+        return Err(Error::IgSteps { steps, max: MAX_IG_STEPS });
     }
     Ok(())
 }

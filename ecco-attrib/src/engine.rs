@@ -175,7 +175,7 @@ fn selection(
 /// The gradient of [`head_scores`] with respect to the logits, `[rows, vocab]`, without
 /// autodiff (so that threads can take it): the selection itself for logits, and
 /// `p * (select - sum(select * p))` for probabilities `p`.
-fn head_logit_gradients(
+pub(crate) fn head_logit_gradients(
     model: &dyn LanguageModel,
     h: Tensor<3>,
     targets: impl Iterator<Item = (u32, Option<u32>, f32)>,
@@ -271,8 +271,9 @@ pub(crate) fn gradients(
 }
 
 /// [`gradients`] through the model's hand-written backward pass
-/// ([`LanguageModel::input_gradients`]), when it has one and the rows allow it (causal, none
-/// occluded): one forward pass per input scale serves every row of that scale. Adds each row's
+/// ([`LanguageModel::input_gradients`]), when it has one and the rows allow it (none
+/// occluded): one forward pass per input scale serves every row of that scale (every
+/// generated token of a causal model, every mask token of a masked one). Adds each row's
 /// gradient to `sums` and returns `true`; returns `false`, having done nothing, otherwise.
 fn shared_forward_gradients(
     model: &dyn LanguageModel,
@@ -282,11 +283,11 @@ fn shared_forward_gradients(
     scoring: Scoring,
     progress: &mut dyn FnMut(usize),
 ) -> Result<bool> {
-    if scoring.fixed_len.is_some() || rows.iter().any(|r| r.occlude.is_some()) || rows.is_empty() {
+    if rows.iter().any(|r| r.occlude.is_some()) || rows.is_empty() {
         return Ok(false);
     }
     let hidden = embeds.dims()[1];
-    let seq = batch_len(rows, None);
+    let seq = batch_len(rows, scoring.fixed_len);
     let mut scales: Vec<f32> = Vec::new();
     for r in rows {
         if !scales.contains(&r.scale) {
@@ -326,9 +327,9 @@ fn backward_chunk(
     // At least one batch per thread: the batches' backward passes run side by side (each
     // product is too small for the matrix library to split well between threads).
     let threads = rayon::current_num_threads().max(1);
-    let positions: usize = of_chunk.iter().map(|r| row_len(r, None)).sum();
+    let positions: usize = of_chunk.iter().map(|r| row_len(r, scoring.fixed_len)).sum();
     let budget = scoring.max_batch_tokens.min(positions.div_ceil(threads)).max(1);
-    let planned = batches(&of_chunk, budget, None);
+    let planned = batches(&of_chunk, budget, scoring.fixed_len);
     for group in planned.chunks(threads) {
         // Per batch, on its own thread: each row's score differentiated with respect to its
         // final hidden state, placed at the row's scored position, then through the model.
@@ -336,21 +337,21 @@ fn backward_chunk(
             .par_iter()
             .map(|range| {
                 let (batch, copies) = (&of_chunk[range.clone()], &copies[range.clone()]);
-                let len = batch_len(batch, None);
+                let len = batch_len(batch, scoring.fixed_len);
                 let n = batch.len();
                 let at: Vec<i64> = batch.iter().zip(copies).map(|(r, &c)| (c * seq + r.position) as i64).collect();
                 let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &last.device());
                 let h = last.clone().select(0, at).reshape([n, 1, hidden]);
                 let targets = batch.iter().map(|r| (r.target, r.foil, r.weight));
-                let dlogits = head_logit_gradients(model, h, targets, scoring.target)?;
+                let dlogits = head_logit_gradients(model, h.clone(), targets, scoring.target)?;
                 let vocab = dlogits.dims()[1];
-                let dh = tape.head_backward(dlogits.reshape([n, 1, vocab]))?;
+                let dh = tape.head_backward_at(h, dlogits.reshape([n, 1, vocab]))?;
                 read(tape.backward(copies, dh * at_positions(batch, len, &last.device()))?)
             })
             .collect();
         for (range, grad) in group.iter().zip(grads) {
             let batch = &of_chunk[range.clone()];
-            add_to_groups(sums, batch, &grad?, batch_len(batch, None), hidden);
+            add_to_groups(sums, batch, &grad?, batch_len(batch, scoring.fixed_len), hidden);
             progress(range.len());
         }
     }

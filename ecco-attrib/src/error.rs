@@ -42,6 +42,14 @@ pub enum Error {
     /// The trace was made by a different model than the one given.
     #[error("the trace was made by a different model: {0}")]
     ModelMismatch(String),
+    /// Integrated gradients asked for more steps than [`crate::MAX_IG_STEPS`] (or none).
+    #[error("integrated gradients takes 1 to {max} steps (--ig-steps), not {steps}")]
+    IgSteps {
+        /// The steps asked for.
+        steps: usize,
+        /// The cap.
+        max: usize,
+    },
     /// There is nothing to attribute.
     #[error("nothing to attribute: {0}")]
     Empty(&'static str),

@@ -166,7 +166,7 @@ pub fn layer_predictions_at(
         return Err(Error::PositionOutOfRange { position: index, reason: format!("the trace has {seq} positions") });
     }
     if let Some(l) = layer
-        && l + 1 >= layers_plus_one
+        && l >= layers_plus_one - 1
     {
         return Err(ecco_core::Error::LayerOutOfRange { layer: l, n_layers: layers_plus_one - 1 }.into());
     }

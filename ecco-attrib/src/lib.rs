@@ -16,21 +16,31 @@
 //! - [`lens`]: the logit lens — layer predictions, rankings, rankings-watch.
 //! - [`masked`]: masked LMs — predictions at a mask position and their attributions.
 //! - [`seq2seq`]: encoder-decoders (T5) — attributions over the encoder input and the decoder prefix.
+//! - [`evaluate`](mod@evaluate): faithfulness of attributions — deletion and insertion AUC,
+//!   comprehensiveness and sufficiency, beside a seeded random ranking.
 //! - [`gauss_legendre`](mod@gauss_legendre): captum's quadrature for integrated gradients.
+//! - [`hook_gradients`](mod@hook_gradients): the gradient of a target token's score at any hook
+//!   point (neuron attribution, attribution patching).
 
 pub mod attribute;
 mod engine;
 pub mod error;
+pub mod evaluate;
 pub mod gauss_legendre;
+pub mod hook_gradients;
 pub mod lens;
 pub mod masked;
 pub mod method;
 mod rollout;
 pub mod seq2seq;
 
-pub use attribute::{AttributionOptions, Sequence, attribute, occlusion, work};
+pub use attribute::{AttributionOptions, MAX_IG_STEPS, Sequence, attribute, check_ig_steps, occlusion, work};
 pub use engine::AttributionTarget;
 pub use error::{Error, Result};
+pub use evaluate::{
+    Curves, EvaluateOptions, Evaluation, Example, Removal, Scores, causal_examples, evaluate, evaluate_many, masked_examples,
+};
+pub use hook_gradients::{GradientPath, HookTarget, hook_gradients, resolve_points};
 pub use lens::{
     LayerPrediction, Lens, check_compatible, layer_predictions, layer_predictions_at, rank, rankings, rankings_watch, rankings_watch_at,
     top_k,

@@ -92,9 +92,7 @@ pub fn attribute_masked(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<f32>>> {
     check(model, ids, targets)?;
-    if options.ig_steps == 0 {
-        return Err(Error::Empty("integrated gradients needs at least one step"));
-    }
+    crate::attribute::check_ig_steps(options.ig_steps)?;
     let embeds = embeddings(model, ids);
     let n = targets.len();
     let scoring = Scoring { target: options.target, max_batch_tokens: options.max_batch_tokens, fixed_len: Some(ids.len()) };

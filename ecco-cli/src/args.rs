@@ -44,9 +44,21 @@ pub struct CaptureArgs {
     /// Record softmaxed attention weights.
     #[arg(long)]
     pub attention: bool,
+    /// Record these hook points under their own names (comma separated; `*` for any block),
+    /// e.g. `blocks.*.mlp.post,blocks.3.attn.pattern`; see docs/hooks.md.
+    #[arg(long, value_name = "PATTERNS")]
+    pub capture: Option<String>,
 }
 
 impl CaptureArgs {
+    /// The `--capture` hook patterns, checked before any work.
+    pub fn hook_patterns(&self) -> Result<Vec<ecco_core::HookPattern>> {
+        match &self.capture {
+            Some(list) => Ok(ecco_core::parse_hook_patterns(list)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The layer selection, refusing `--layers` without `--activations`.
     pub fn layer_selection(&self) -> Result<LayerSelection> {
         match &self.layers {

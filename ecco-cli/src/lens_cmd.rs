@@ -11,7 +11,7 @@ use ecco_attrib::Lens;
 use serde_json::json;
 
 use crate::args::ModelArgs;
-use crate::write::{check_writable, write_html, write_svg};
+use crate::write::{Outputs, check_writable};
 
 /// The model and trace every lens command reads.
 #[derive(Debug, Args)]
@@ -102,7 +102,9 @@ pub fn layer_predictions(args: &LayerPredictionsArgs) -> Result<()> {
         let report = views::single_view_report(t, "Layer predictions", |r| {
             r.layer_predictions = Some(views::predictions_view(t, &preds, args.position, args.input.lens, args.layer));
         })?;
-        write_html(path, &report)?;
+        let mut outputs = Outputs::default();
+        outputs.html(path, &report)?;
+        outputs.commit()?;
     }
     if args.input.json {
         return print_json(&serde_json::to_value(&preds)?);
@@ -126,13 +128,15 @@ pub fn rankings(args: &RankingsArgs) -> Result<()> {
     let generated: Vec<&String> = output.generated_tokens().iter().collect();
     if args.input.html.is_some() || args.svg.is_some() {
         let view = views::rankings_view(t, ranks.clone(), args.input.lens);
+        let mut outputs = Outputs::default();
         if let Some(path) = &args.svg {
-            write_svg(path, &ecco_viz::rankings_svg(&view))?;
+            outputs.stage(path, ecco_viz::rankings_svg(&view).as_bytes())?;
         }
         if let Some(path) = &args.input.html {
             let report = views::single_view_report(t, "Rankings", |r| r.rankings = Some(view))?;
-            write_html(path, &report)?;
+            outputs.html(path, &report)?;
         }
+        outputs.commit()?;
     }
     if args.input.json {
         return print_json(&json!({
@@ -159,13 +163,15 @@ pub fn rankings_watch(args: &RankingsWatchArgs) -> Result<()> {
     if args.input.html.is_some() || args.svg.is_some() {
         let t = output.trace();
         let view = views::watch_view(t, ranks.clone(), args.input.lens, args.position, &args.watch, &tokens);
+        let mut outputs = Outputs::default();
         if let Some(path) = &args.svg {
-            write_svg(path, &ecco_viz::rankings_watch_svg(&view))?;
+            outputs.stage(path, ecco_viz::rankings_watch_svg(&view).as_bytes())?;
         }
         if let Some(path) = &args.input.html {
             let report = views::single_view_report(t, "Rankings of watched tokens", |r| r.rankings_watch = Some(view))?;
-            write_html(path, &report)?;
+            outputs.html(path, &report)?;
         }
+        outputs.commit()?;
     }
     if args.input.json {
         return print_json(&json!({

@@ -16,6 +16,7 @@ macro_rules! outln {
 
 mod args;
 mod batch_cmd;
+mod evaluate_cmd;
 mod lens_cmd;
 mod nmf_cmd;
 mod report_cmd;
@@ -54,6 +55,9 @@ enum Command {
     Nmf(nmf_cmd::NmfArgs),
     /// One self-contained HTML page with every view the trace supports.
     Report(report_cmd::ReportArgs),
+    /// Faithfulness of a trace's attributions: deletion/insertion AUC, comprehensiveness and
+    /// sufficiency of each method beside a random ranking.
+    Evaluate(evaluate_cmd::EvaluateArgs),
     /// Run a corpus (JSONL or Parquet) through the model, writing Parquet tables and tensors
     /// shard by shard; rerun the same command to resume.
     Batch(batch_cmd::BatchArgs),
@@ -63,8 +67,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    one_line_panics();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
+    let run = std::panic::catch_unwind(|| match cli.command {
         Command::Generate(args) => trace_cmd::generate(&args),
         Command::Forward(args) => trace_cmd::forward(&args),
         Command::LayerPredictions(args) => lens_cmd::layer_predictions(&args),
@@ -72,8 +80,14 @@ fn main() -> ExitCode {
         Command::RankingsWatch(args) => lens_cmd::rankings_watch(&args),
         Command::Nmf(args) => nmf_cmd::nmf(&args),
         Command::Report(args) => report_cmd::report(&args),
+        Command::Evaluate(args) => evaluate_cmd::evaluate(&args),
         Command::Batch(args) => batch_cmd::batch(&args),
         Command::TopExamples(args) => batch_cmd::top_examples(&args),
+    });
+    let Ok(result) = run else {
+        let what = LAST_PANIC.lock().ok().and_then(|mut p| p.take()).unwrap_or_else(|| "a panic".to_owned());
+        eprintln!("error: internal error (a bug in ecco; please report it): {what}");
+        return ExitCode::from(101);
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,6 +98,49 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Clap's errors in our one-line form (`error: …`, exit code 2); `--help` and `--version` are
+/// printed whole, as clap formats them.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = err.print();
+        return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+    }
+    // Clap's message is `error: WHAT` (perhaps with indented lines, such as the missing
+    // arguments), a blank line, then tips and the usage: WHAT is the first paragraph.
+    let text = err.render().to_string();
+    let paragraph: Vec<&str> = text.lines().map(str::trim).skip_while(|l| l.is_empty()).take_while(|l| !l.is_empty()).collect();
+    let joined = paragraph.join(" ");
+    let what = joined.strip_prefix("error:").unwrap_or(&joined).trim();
+    eprintln!("error: {} (see `ecco --help`)", if what.is_empty() { "invalid arguments" } else { what });
+    ExitCode::from(2)
+}
+
+/// The message of the last panic, recorded by the hook [`one_line_panics`] installs.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A panic is a bug of ours, never the answer to bad input; should one happen anyway, `main`
+/// reports it on one line like every other error (exit code 101). The hook only records the
+/// message: a panic the libraries catch and turn into an error (the tokenizer's) prints nothing.
+/// `RUST_BACKTRACE` set keeps Rust's own report, with the backtrace.
+fn one_line_panics() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(format!("{}{at}", what.replace('\n', " ")));
+        }
+    }));
 }
 
 /// Whether `err` is a write to a closed pipe.

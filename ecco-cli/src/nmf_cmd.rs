@@ -7,7 +7,7 @@ use clap::Args;
 use ecco::{NmfOptions, NmfOutcome, Output, views};
 use serde_json::json;
 
-use crate::write::{check_writable, write_html, write_svg};
+use crate::write::{Outputs, check_writable};
 
 /// Arguments of `ecco nmf`.
 #[derive(Debug, Args)]
@@ -75,13 +75,15 @@ pub fn nmf(args: &NmfArgs) -> Result<()> {
     let k = components.len();
     if args.html.is_some() || args.svg.is_some() {
         let view = views::nmf_view(layers.clone(), &components, loadings.clone(), out.reconstruction_error);
+        let mut outputs = Outputs::default();
         if let Some(path) = &args.svg {
-            write_svg(path, &ecco_viz::nmf_svg(&view, &ecco_viz::TokensView::from_trace(trace)))?;
+            outputs.stage(path, ecco_viz::nmf_svg(&view, &ecco_viz::TokensView::from_trace(trace)).as_bytes())?;
         }
         if let Some(path) = &args.html {
             let report = views::single_view_report(trace, "NMF factors", |r| r.nmf = Some(view))?;
-            write_html(path, &report)?;
+            outputs.html(path, &report)?;
         }
+        outputs.commit()?;
     }
     let tokens = &trace.tokens[..positions.min(trace.tokens.len())];
     if args.json {

@@ -8,7 +8,7 @@ use ecco::{Output, ReportOptions};
 use ecco_attrib::Lens;
 use ecco_viz::{NeuronRef, Report};
 
-use crate::write::{check_writable, stage};
+use crate::write::{Outputs, check_writable};
 
 /// Arguments of `ecco report`.
 #[derive(Debug, Args)]
@@ -60,6 +60,13 @@ pub struct ReportArgs {
     /// Page title.
     #[arg(long)]
     title: Option<String>,
+    /// Add the faithfulness view: deletion and insertion curves and scores of every
+    /// attribution method beside a random ranking (as `ecco evaluate`; runs the model many times).
+    #[arg(long)]
+    evaluate: bool,
+    /// With `--evaluate`: how removed tokens are replaced (auto, pad, unk, eos, mask, drop, or a token id).
+    #[arg(long, default_value = "auto", value_name = "BASELINE", requires = "evaluate")]
+    baseline: String,
 }
 
 fn parse_neuron(text: &str) -> Result<NeuronRef> {
@@ -78,6 +85,8 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     if args.topk == 0 {
         bail!("--topk must be at least 1");
     }
+    // Parsed here rather than by clap, whose errors span several lines.
+    let baseline: ecco::Baseline = args.baseline.parse().map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
     let neurons: Option<Vec<NeuronRef>> = args.neurons.as_ref().map(|l| l.iter().map(|t| parse_neuron(t)).collect()).transpose()?;
     let mut output = Output::load(&args.trace)?;
     if args.model.is_some() {
@@ -94,48 +103,38 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         neurons,
         attention_topk: args.attention_topk,
         progress: true,
+        evaluate: args.evaluate.then(|| ecco::EvaluateOptions { baseline, ..Default::default() }),
     };
     let report = output.report(&options)?;
-    // All of the command's files or none: each is staged beside its target first, and only when
-    // every one is staged are they renamed into place.
-    let mut staged = Vec::new();
+    // All of the command's files or none.
+    let mut outputs = Outputs::default();
     if let Some(dir) = &args.svg_dir {
-        staged.extend(stage_svgs(dir, &report)?);
+        stage_svgs(&mut outputs, dir, &report)?;
     }
     if let Some(out) = &args.out {
-        let page = ecco_viz::render_html(&report)?;
-        staged.push((out.clone(), stage(out, page.as_bytes())?));
+        outputs.html(out, &report)?;
     }
-    for (path, file) in staged {
-        file.persist(&path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    outputs.commit()?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }
 
-/// The heatmaps as SVG files in `dir`, staged (see [`stage`]).
-fn stage_svgs(dir: &Path, report: &Report) -> Result<Vec<(PathBuf, tempfile::NamedTempFile)>> {
+/// Stages the heatmaps as SVG files in `dir`.
+fn stage_svgs(outputs: &mut Outputs, dir: &Path, report: &Report) -> Result<()> {
     let texts: Vec<String> = report.tokens.tokens.iter().map(|t| t.text.clone()).collect();
-    let mut svgs = Vec::new();
     if let Some(v) = &report.rankings {
-        svgs.push(("rankings.svg", ecco_viz::rankings_svg(v)));
+        outputs.stage(&dir.join("rankings.svg"), ecco_viz::rankings_svg(v).as_bytes())?;
     }
     if let Some(v) = &report.rankings_watch {
-        svgs.push(("rankings-watch.svg", ecco_viz::rankings_watch_svg(v)));
+        outputs.stage(&dir.join("rankings-watch.svg"), ecco_viz::rankings_watch_svg(v).as_bytes())?;
     }
     if let Some(v) = &report.neurons {
-        svgs.push(("neurons.svg", ecco_viz::neurons_svg(v, &texts)));
+        outputs.stage(&dir.join("neurons.svg"), ecco_viz::neurons_svg(v, &texts).as_bytes())?;
     }
     if let Some(v) = &report.nmf {
-        svgs.push(("nmf.svg", ecco_viz::nmf_svg(v, &report.tokens)));
+        outputs.stage(&dir.join("nmf.svg"), ecco_viz::nmf_svg(v, &report.tokens).as_bytes())?;
     }
-    svgs.into_iter()
-        .map(|(name, svg)| {
-            let path = dir.join(name);
-            let file = stage(&path, svg.as_bytes())?;
-            Ok((path, file))
-        })
-        .collect()
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use ecco::{ForwardOptions, GenerateOptions, Sampling};
 use ecco_attrib::{AttributionTarget, Method, parse_methods};
@@ -70,9 +70,7 @@ pub struct AttributionArgs {
 impl AttributionArgs {
     /// The methods, checked before any work.
     fn methods(&self) -> Result<Vec<Method>> {
-        if self.ig_steps == 0 {
-            bail!("--ig-steps must be at least 1");
-        }
+        ecco_attrib::check_ig_steps(self.ig_steps)?;
         Ok(match &self.attribution {
             Some(list) => parse_methods(list)?,
             None => Vec::new(),
@@ -129,6 +127,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         layers: args.capture.layers.clone(),
         hidden_states: args.capture.hidden_states,
         attention: args.capture.attention,
+        capture: args.capture.hook_patterns()?,
         progress: true,
     };
     let lm = args.model.load()?;
@@ -149,6 +148,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         layers: args.capture.layers.clone(),
         hidden_states: args.capture.hidden_states,
         attention: args.capture.attention,
+        capture: args.capture.hook_patterns()?,
         mask_topk: args.mask_topk,
         decoder_text: args.decoder_text.clone(),
         progress: true,

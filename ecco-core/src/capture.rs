@@ -4,6 +4,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hooks::HookPattern;
 
 /// Which layers' FFN activations to record.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +62,12 @@ pub enum Logits {
     Skip,
 }
 
-/// The capture hooks' switches for one forward pass.
+/// What one forward pass records: hook points by name ([`CaptureSpec::hooks`]) and the three
+/// shorthands of the first trace format, which the recorder ([`crate::Hooks`]) assembles from
+/// hook points into [`StackCaptures`]: `hidden_states` (`embed`, each `blocks.{i}.resid_post`
+/// but the last, `final_norm`), `activations` (`blocks.{i}.mlp.post`) and `attention`
+/// (`blocks.{i}.attn.pattern`, and `decoder.blocks.{i}.cross_attn.pattern` into
+/// [`ModelOutput::cross_attention`](crate::ModelOutput::cross_attention)).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaptureSpec {
     /// Record the embedding output and every block's output (`layers + 1` tensors).
@@ -70,6 +76,10 @@ pub struct CaptureSpec {
     pub activations: bool,
     /// Record the softmaxed attention weights of every block.
     pub attention: bool,
+    /// Record these hook points under their own names
+    /// ([`ModelOutput::hooks`](crate::ModelOutput::hooks)).
+    #[serde(default)]
+    pub hooks: Vec<HookPattern>,
     /// Which layers' activations to record.
     pub layers: LayerSelection,
     /// Which positions' logits to compute.
@@ -84,7 +94,19 @@ impl CaptureSpec {
 
     /// Records hidden states, activations of every layer and attention, and every position's logits.
     pub fn all() -> Self {
-        Self { hidden_states: true, activations: true, attention: true, layers: LayerSelection::All, logits: Logits::All }
+        Self {
+            hidden_states: true,
+            activations: true,
+            attention: true,
+            hooks: Vec::new(),
+            layers: LayerSelection::All,
+            logits: Logits::All,
+        }
+    }
+
+    /// Whether anything at all is recorded.
+    pub fn records_anything(&self) -> bool {
+        self.hidden_states || self.activations || self.attention || !self.hooks.is_empty()
     }
 
     /// The same switches with `logits` instead.

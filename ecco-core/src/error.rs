@@ -70,6 +70,14 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A trace bundle whose parts disagree: `trace.json` with itself, or a tensor with it.
+    #[error("{path}: inconsistent trace bundle: {reason}")]
+    InvalidTrace {
+        /// The bundle directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The output path exists and is not something we may write a trace bundle into.
     #[error("{path}: {reason}; refusing to overwrite it (nothing was changed)")]
     RefuseOverwrite {
@@ -97,6 +105,20 @@ pub enum Error {
     /// A forward pass lacks an input the model needs (an encoder-decoder's decoder input).
     #[error("missing model input: {0}")]
     MissingInput(&'static str),
+    /// A hook name that is not in the contract or not in the model.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookNameError),
+    /// An intervention that does not fit the hook point it was applied to.
+    #[error("intervention on `{hook}`: {reason}")]
+    Intervention {
+        /// The hook point.
+        hook: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A tensor could not be read back from its device.
+    #[error("reading a tensor back from the device failed: {0}")]
+    Readback(String),
 }
 
 impl Error {

@@ -1,10 +1,14 @@
 //! The backend-agnostic model trait every architecture implements.
 
+use std::collections::BTreeMap;
+
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::capture::{CaptureSpec, StackCaptures};
 use crate::error::Result;
+use crate::hooks::{HookPoint, Stack};
+use crate::recorder::{HookTensor, Hooks};
 
 /// How a model reads and produces tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +82,8 @@ pub struct ModelOutput {
     pub decoder: Option<StackCaptures>,
     /// Cross-attention weights per decoder block, `[batch, heads, dec_seq, enc_seq]`.
     pub cross_attention: Vec<Tensor<4>>,
+    /// The hook points [`CaptureSpec::hooks`] selects, batch first.
+    pub hooks: BTreeMap<HookPoint, HookTensor>,
 }
 
 /// A transformer language model with capture hooks, on whichever device its weights live.
@@ -99,7 +105,23 @@ pub trait LanguageModel: Sync {
     ///
     /// # Errors
     /// When the inputs do not fit the model (too long a sequence, a missing decoder input).
-    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> Result<ModelOutput>;
+    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> Result<ModelOutput> {
+        self.forward_hooked(inputs, &mut Hooks::new(capture.clone()))
+    }
+
+    /// One forward pass emitting every hook point into `hooks` once, in order; `hooks` decides
+    /// what is recorded and what is changed ([`Hooks::with_intervention`]). The output's
+    /// captures are the recorder's ([`Hooks::finish`]).
+    ///
+    /// # Errors
+    /// As [`LanguageModel::forward`], and a failing intervention.
+    fn forward_hooked(&self, inputs: ModelInputs, hooks: &mut Hooks) -> Result<ModelOutput>;
+
+    /// The model's stacks and their numbers of blocks, which decide its hook points
+    /// ([`crate::hook_points`]): one [`Stack::Main`] unless the model says otherwise.
+    fn hook_stacks(&self) -> Vec<(Stack, usize)> {
+        vec![(Stack::Main, self.info().n_layers)]
+    }
 
     /// The final layer norm (GPT-2 `ln_f`), for the logit lens. `[batch, seq, hidden]`.
     fn final_norm(&self, hidden: Tensor<3>) -> Tensor<3>;
@@ -121,12 +143,13 @@ pub trait LanguageModel: Sync {
     }
 }
 
-/// A causal model's forward pass kept for vector-Jacobian products with respect to its input
+/// A model's forward pass kept for vector-Jacobian products with respect to its input
 /// embeddings (a hand-written backward pass; see [`LanguageModel::input_gradients`]).
 ///
-/// Attributing `n` generated tokens takes `n` gradients of one sequence. With autodiff each
-/// needs its own forward pass over its own input copy; here one forward pass serves them all,
-/// and the causal mask lets each gradient stop at its own scored position. Backward passes
+/// Attributing `n` generated (or masked) tokens takes `n` gradients of one sequence. With
+/// autodiff each needs its own forward pass over its own input copy; here one forward pass
+/// serves them all. In a causal model the causal mask lets each gradient stop at its own scored
+/// position; a bidirectional one's backward passes cover the whole sequence. Backward passes
 /// may run on several threads at once.
 pub trait InputGradients: Send + Sync {
     /// The final hidden states (after the final norm), `[copies, seq, hidden]`.
@@ -135,11 +158,20 @@ pub trait InputGradients: Send + Sync {
     /// Per row `i`, the gradient of `sum(cotangents[i] * last_hidden[copies[i], ..len])` with
     /// respect to the input embeddings of copy `copies[i]`: `[rows, len, hidden]` for
     /// `cotangents` `[rows, len, hidden]`, where `len <= seq`. Positions past `len` are not
-    /// read: causal models only.
+    /// read: `len < seq` for causal models only (a bidirectional model's tape takes `len == seq`).
     ///
     /// # Errors
     /// A copy out of range, `copies` and the rows of different lengths, `len` past the sequence.
     fn backward(&self, copies: &[usize], cotangents: Tensor<3>) -> Result<Tensor<3>>;
+
+    /// The gradient at hook points: for `cotangent` `[1, seq, hidden]` on the final hidden
+    /// states of copy `copy`, the gradient of `sum(cotangent * last_hidden[copy])` with respect
+    /// to each of `points` the pass reaches, `[1, …]` as the hook's value. `None` when the
+    /// model's hand-written pass does not give them (callers fall back to autodiff).
+    fn hook_backward(&self, copy: usize, cotangent: Tensor<3>, points: &[HookPoint]) -> Option<Result<Vec<(HookPoint, HookTensor)>>> {
+        let _ = (copy, cotangent, points);
+        None
+    }
 
     /// The LM head's backward pass: the gradient with respect to the hidden states `h`
     /// `[rows, 1, hidden]` of `sum(dlogits * lm_head(h))`, for `dlogits` `[rows, 1, vocab]`.
@@ -147,6 +179,17 @@ pub trait InputGradients: Send + Sync {
     /// # Errors
     /// `dlogits` not as wide as the vocabulary.
     fn head_backward(&self, dlogits: Tensor<3>) -> Result<Tensor<3>>;
+
+    /// [`InputGradients::head_backward`] at the hidden states `h` `[rows, 1, hidden]`, for heads
+    /// that are not linear (BERT's MLM head: dense, nonlinearity, norm, decoder). A linear head
+    /// does not read `h`.
+    ///
+    /// # Errors
+    /// As [`InputGradients::head_backward`].
+    fn head_backward_at(&self, h: Tensor<3>, dlogits: Tensor<3>) -> Result<Tensor<3>> {
+        let _ = h;
+        self.head_backward(dlogits)
+    }
 }
 
 /// Keys and values of every block, kept between generation steps.
@@ -179,5 +222,16 @@ pub trait CausalLm: LanguageModel {
     ///
     /// # Errors
     /// When the sequence would exceed the model's positions.
-    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)>;
+    fn decode_step(&self, ids: &[u32], cache: KvCache) -> Result<(Tensor<1>, KvCache)> {
+        self.decode_step_hooked(ids, cache, &mut Hooks::new(CaptureSpec::none()))
+    }
+
+    /// [`CausalLm::decode_step`] emitting every hook point of the step into `hooks` (the new
+    /// positions only: position-wise interventions count from the first uncached token), so
+    /// that interventions such as steering apply to generated tokens too. The step computes the
+    /// last position's logits whatever `hooks`' capture asks.
+    ///
+    /// # Errors
+    /// As [`CausalLm::decode_step`], and a failing intervention.
+    fn decode_step_hooked(&self, ids: &[u32], cache: KvCache, hooks: &mut Hooks) -> Result<(Tensor<1>, KvCache)>;
 }

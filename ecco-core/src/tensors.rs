@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -88,6 +89,15 @@ impl SafetensorsReader {
         if file_len < 8 {
             return Err(Error::Safetensors { path, reason: "file shorter than its header".to_owned() });
         }
+        // The header is read and checked against the file's size before the file is mapped: the
+        // map is populated (read ahead), and a file padded far beyond what its header names (a
+        // sparse hole of gigabytes) must be refused without reading it.
+        let mut head = [0u8; 8];
+        (&file).read_exact(&mut head).map_err(|e| Error::io(&path, e))?;
+        let header_len = header_len(&path, u64::from_le_bytes(head), file_len)?;
+        let mut header = vec![0u8; header_len as usize];
+        (&file).read_exact(&mut header).map_err(|e| Error::io(&path, e))?;
+        parse_header(&path, &header, file_len - 8 - header_len)?;
         let bytes = map_file(&file).map_err(|e| Error::io(&path, e))?;
         Self::from_source(path, bytes)
     }
@@ -101,33 +111,24 @@ impl SafetensorsReader {
         Self::from_source(label.into(), Bytes::from_static(bytes))
     }
 
-    /// Parses the header of the file held in `bytes`.
+    /// Reads a safetensors file held in an owned buffer; `label` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Safetensors`] when the bytes are not a valid safetensors file.
+    pub fn from_vec(label: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Self> {
+        Self::from_source(label.into(), Bytes::from(bytes))
+    }
+
+    /// Parses the header of the file held in `bytes` (see [`parse_header`]).
     fn from_source(path: PathBuf, bytes: Bytes) -> Result<Self> {
-        let corrupt = |reason: &str| Error::Safetensors { path: path.clone(), reason: reason.to_owned() };
         let file_len = bytes.len() as u64;
-        let len_bytes: [u8; 8] = bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("file shorter than its header"))?;
-        let header_len = u64::from_le_bytes(len_bytes);
-        if header_len > MAX_HEADER || 8 + header_len > file_len {
-            return Err(corrupt("header length out of bounds"));
-        }
-        let header = &bytes[8..(8 + header_len) as usize];
-        let raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|e| corrupt(&format!("bad header: {e}")))?;
+        let len_bytes: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Safetensors { path: path.clone(), reason: "file shorter than its header".to_owned() })?;
+        let header_len = header_len(&path, u64::from_le_bytes(len_bytes), file_len)?;
         let data_start = 8 + header_len;
-        let data_len = file_len - data_start;
-        let mut entries = BTreeMap::new();
-        for (name, value) in raw {
-            if name == "__metadata__" {
-                continue;
-            }
-            let entry: HeaderEntry = serde_json::from_value(value).map_err(|e| corrupt(&format!("bad entry `{name}`: {e}")))?;
-            let [begin, end] = entry.data_offsets;
-            let elems: usize = entry.shape.iter().product();
-            let width = dtype_width(&entry.dtype).unwrap_or(0) as u64;
-            if begin > end || end > data_len || (width > 0 && end - begin != elems as u64 * width) {
-                return Err(corrupt(&format!("tensor `{name}` lies outside the file or has a wrong size")));
-            }
-            entries.insert(name, TensorEntry { dtype: entry.dtype, shape: entry.shape, begin, end });
-        }
+        let entries = parse_header(&path, &bytes[8..data_start as usize], file_len - data_start)?;
         Ok(Self { path, bytes, data_start, entries })
     }
 
@@ -192,6 +193,58 @@ impl SafetensorsReader {
     }
 }
 
+/// Opens and memory-maps the file at `path`, read-only (as [`SafetensorsReader::open`] does; the
+/// GGUF reader uses it too).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be opened or mapped.
+pub fn map_path(path: &Path) -> Result<Bytes> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    map_file(&file).map_err(|e| Error::io(path, e))
+}
+
+/// The header's length from its 8-byte prefix, checked against the file's length.
+fn header_len(path: &Path, header_len: u64, file_len: u64) -> Result<u64> {
+    if header_len > MAX_HEADER || header_len > file_len - 8 {
+        return Err(Error::Safetensors { path: path.to_path_buf(), reason: "header length out of bounds".to_owned() });
+    }
+    Ok(header_len)
+}
+
+/// The entries of a safetensors header whose data section holds `data_len` bytes.
+///
+/// Every tensor must lie inside the data section with exactly as many bytes as its dtype and
+/// shape say (the shape's product checked for overflow), and the tensors must cover the data
+/// section to its end, as the safetensors format requires: a file padded beyond what its header
+/// names (or cut short) is refused before any tensor is read.
+fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<BTreeMap<String, TensorEntry>> {
+    let corrupt = |reason: &str| Error::Safetensors { path: path.to_path_buf(), reason: reason.to_owned() };
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|e| corrupt(&format!("bad header: {e}")))?;
+    let mut entries = BTreeMap::new();
+    let mut covered = 0;
+    for (name, value) in raw {
+        if name == "__metadata__" {
+            continue;
+        }
+        let entry: HeaderEntry = serde_json::from_value(value).map_err(|e| corrupt(&format!("bad entry `{name}`: {e}")))?;
+        let [begin, end] = entry.data_offsets;
+        let bytes_needed =
+            dtype_width(&entry.dtype).and_then(|width| entry.shape.iter().try_fold(width as u64, |n, &d| n.checked_mul(d as u64)));
+        let Some(bytes_needed) = bytes_needed else {
+            return Err(corrupt(&format!("tensor `{name}`: dtype {} with shape {:?} has no valid size", entry.dtype, entry.shape)));
+        };
+        if begin > end || end > data_len || end - begin != bytes_needed {
+            return Err(corrupt(&format!("tensor `{name}` lies outside the file or has a wrong size")));
+        }
+        covered = covered.max(end);
+        entries.insert(name, TensorEntry { dtype: entry.dtype, shape: entry.shape, begin, end });
+    }
+    if covered != data_len {
+        return Err(corrupt(&format!("its header names {covered} bytes of tensor data but the file holds {data_len}")));
+    }
+    Ok(entries)
+}
+
 /// Maps `file` read-only into memory.
 ///
 /// Checkpoints are hundreds of megabytes: reading them copies every byte into freshly zeroed
@@ -211,7 +264,7 @@ fn dtype_width(dtype: &str) -> Option<usize> {
         "F64" | "I64" | "U64" => Some(8),
         "F32" | "I32" | "U32" => Some(4),
         "F16" | "BF16" | "I16" | "U16" => Some(2),
-        "I8" | "U8" | "BOOL" => Some(1),
+        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" | "F8_E8M0" => Some(1),
         _ => None,
     }
 }
@@ -292,6 +345,39 @@ mod tests {
         assert!(matches!(SafetensorsReader::open(&path), Err(Error::Safetensors { .. })));
         std::fs::write(&path, b"garbage").map_err(|e| Error::io(&path, e))?;
         assert!(matches!(SafetensorsReader::open(&path), Err(Error::Safetensors { .. })));
+        Ok(())
+    }
+
+    /// A safetensors file with `header` and `data` bytes after it.
+    fn raw_file(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    #[test]
+    fn sizes_must_agree_with_the_header() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let path = dir.path().join("t.safetensors");
+        let mut map = BTreeMap::new();
+        map.insert("w".to_owned(), F32Tensor::new("w", vec![2], vec![1., 2.])?);
+        write_safetensors(&path, &map)?;
+        // Padded beyond what the header names (a sparse hole): refused before it is mapped.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        file.set_len(len + (1 << 34)).map_err(|e| Error::io(&path, e))?;
+        let err = SafetensorsReader::open(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("names 8 bytes of tensor data but the file holds 17179869192"), "{err}");
+        // A shape whose element count overflows, and an unknown dtype.
+        let huge = raw_file(r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,0]}}"#, &[]);
+        assert!(matches!(SafetensorsReader::from_vec("m", huge), Err(Error::Safetensors { .. })));
+        let odd = raw_file(r#"{"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,1]}}"#, &[0]);
+        assert!(matches!(SafetensorsReader::from_vec("m", odd), Err(Error::Safetensors { .. })));
+        // Zero elements with huge dimensions is a valid (empty) tensor: readers of traces check
+        // shapes against `trace.json` (see `validate`).
+        let empty = raw_file(r#"{"a":{"dtype":"F32","shape":[4,1000000000000,0],"data_offsets":[0,0]}}"#, &[]);
+        assert_eq!(SafetensorsReader::from_vec("m", empty)?.read_f32("a")?.data.len(), 0);
         Ok(())
     }
 

@@ -169,6 +169,32 @@ impl Trace {
             _ => self.tokens.len().saturating_sub(self.n_input_tokens),
         }
     }
+
+    /// Index of the first generated token: an encoder-decoder's follows the decoder's start
+    /// token.
+    pub fn first_generated(&self) -> usize {
+        self.n_input_tokens + usize::from(self.model.model_type == ModelKind::EncoderDecoder)
+    }
+
+    /// The ids the logit lens's hidden states cover and how many of them were input: an
+    /// encoder-decoder's decoder reads its start token and generates the rest.
+    pub fn lens_sequence(&self) -> (&[u32], usize) {
+        match self.model.model_type {
+            ModelKind::EncoderDecoder => (self.token_ids.get(self.n_input_tokens..).unwrap_or_default(), 1),
+            _ => (&self.token_ids[..], self.n_input_tokens),
+        }
+    }
+
+    /// An encoder-decoder trace's position (an index into encoder + decoder tokens) as a
+    /// position among the decoder's tokens, whose hidden states the lens reads; other traces'
+    /// as is. `None` for a position the decoder does not predict.
+    pub fn decoder_position(&self, position: usize) -> Option<usize> {
+        if self.model.model_type != ModelKind::EncoderDecoder {
+            return Some(position);
+        }
+        let n = self.n_input_tokens;
+        (position > n && position < self.tokens.len()).then(|| position - n)
+    }
 }
 
 /// A trace with its tensors, in memory.
@@ -234,11 +260,53 @@ impl TraceBundle {
     ///
     /// # Errors
     /// [`Error::NotATrace`] when `dir` holds no trace of a known version, or the reader's errors.
+    ///
+    /// The bundle is checked before any tensor is read (see [`TraceBundle::validate`]): the
+    /// tensors' shapes come from the safetensors header, which is itself checked against the
+    /// file's size, so a bundle cannot make the reader allocate more than the file holds.
     pub fn read(dir: &Path) -> Result<Self> {
         let trace = read_trace_json(dir)?;
+        let invalid = |reason: String| Error::InvalidTrace { path: dir.to_path_buf(), reason };
+        crate::validate::check_trace(&trace).map_err(invalid)?;
         let tensors_path = dir.join(TRACE_TENSORS);
-        let tensors = if tensors_path.exists() { SafetensorsReader::open(&tensors_path)?.read_all()? } else { BTreeMap::new() };
-        Ok(Self { trace, tensors })
+        let tensors = if tensors_path.exists() {
+            let reader = SafetensorsReader::open(&tensors_path)?;
+            for (name, entry) in reader.entries() {
+                crate::validate::check_shape(&trace, name, &entry.shape).map_err(invalid)?;
+            }
+            reader.read_all()?
+        } else {
+            BTreeMap::new()
+        };
+        let bundle = Self { trace, tensors };
+        bundle.check_values().map_err(invalid)?;
+        Ok(bundle)
+    }
+
+    /// Checks that the bundle agrees with itself: `tokens` and `token_ids` of one length, ids
+    /// inside the vocabulary, attributions no longer than the tokens, and every known tensor
+    /// (`hidden_states.*`, `activations.*`, `attention.*`) shaped as `trace.json` says (layers,
+    /// positions, hidden size, heads, neurons) and holding finite values only. [`TraceBundle::read`]
+    /// calls it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTrace`] naming the first inconsistency (`path` is empty).
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| Error::InvalidTrace { path: PathBuf::new(), reason };
+        crate::validate::check_trace(&self.trace).map_err(invalid)?;
+        for (name, tensor) in &self.tensors {
+            crate::validate::check_shape(&self.trace, name, &tensor.shape).map_err(invalid)?;
+        }
+        self.check_values().map_err(invalid)
+    }
+
+    /// The first tensor holding a NaN or an infinity (captures are refused when they are made;
+    /// a view reading one would show nonsense, such as rank 1 everywhere).
+    fn check_values(&self) -> std::result::Result<(), String> {
+        match self.tensors.iter().find(|(_, t)| t.data.iter().any(|v| !v.is_finite())) {
+            Some((name, _)) => Err(format!("`{name}` holds NaN or infinite values")),
+            None => Ok(()),
+        }
     }
 
     /// The tensor `name`, or an error naming the flag that records it.
@@ -310,7 +378,7 @@ pub fn check_output_dir(dir: &Path) -> Result<OutputDir> {
         }
     }
     // The format marker is read with a small, bounded parse: a foreign `trace.json` may be huge.
-    let ours = regular && std::fs::File::open(&json).ok().is_some_and(|f| is_ecco_trace_json(f));
+    let ours = regular && std::fs::File::open(&json).ok().is_some_and(is_ecco_trace_json);
     if ours { Ok(OutputDir::Bundle) } else { refuse("it is not empty and holds no ecco trace") }
 }
 

@@ -74,4 +74,17 @@ mod tests {
             assert_eq!(b.as_slice().last().copied().unwrap_or(2.5), 2.5);
         }
     }
+
+    /// What the mapping exists for: a large buffer's values start on a huge-page boundary and
+    /// the mapping covers whole huge pages from there.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn large_buffers_are_mapped_on_huge_page_boundaries() {
+        let len = HUGE_PAGE_MIN_BYTES / 4 + 3;
+        let b = BigBuffer::zeros(len);
+        let BigBuffer::Mapped { map, start, len: bytes } = &b else { panic!("a buffer of {len} values is not mapped") };
+        assert_eq!(b.as_slice().as_ptr() as usize % HUGE_PAGE, 0, "the values do not start on a huge page");
+        assert!(start + bytes.next_multiple_of(HUGE_PAGE) <= map.len(), "the mapping ends inside the last huge page");
+        assert_eq!(b.as_slice().len(), len);
+    }
 }

@@ -34,14 +34,17 @@ struct File<'a> {
     /// `add_tokens`, as here.
     #[serde(default)]
     added_tokens: Vec<AddedToken>,
+    /// The pipeline parts are small: read as JSON first, so that a syntax error inside one is
+    /// an error here (`tokenizers`' own deserializers `expect` on some), and checked by
+    /// [`crate::tokenizer::check_components`] before they are built.
     #[serde(default)]
-    normalizer: Option<NormalizerWrapper>,
+    normalizer: Option<serde_json::Value>,
     #[serde(default)]
-    pre_tokenizer: Option<PreTokenizerWrapper>,
+    pre_tokenizer: Option<serde_json::Value>,
     #[serde(default)]
-    post_processor: Option<PostProcessorWrapper>,
+    post_processor: Option<serde_json::Value>,
     #[serde(default)]
-    decoder: Option<DecoderWrapper>,
+    decoder: Option<serde_json::Value>,
     #[serde(borrow)]
     model: Bpe<'a>,
 }
@@ -110,6 +113,11 @@ pub(crate) fn read(text: &str) -> Option<tokenizers::Tokenizer> {
     if file.model.kind != "BPE" || file.version.as_deref().is_some_and(|v| v != "1.0") {
         return None;
     }
+    crate::tokenizer::check_components(file.normalizer.as_ref(), file.decoder.as_ref()).ok()?;
+    let normalizer: Option<NormalizerWrapper> = part(file.normalizer)?;
+    let pre_tokenizer: Option<PreTokenizerWrapper> = part(file.pre_tokenizer)?;
+    let post_processor: Option<PostProcessorWrapper> = part(file.post_processor)?;
+    let decoder: Option<DecoderWrapper> = part(file.decoder)?;
     let m = file.model;
     let merges = m
         .merges
@@ -145,16 +153,24 @@ pub(crate) fn read(text: &str) -> Option<tokenizers::Tokenizer> {
     let mut tokenizer: TokenizerImpl<ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper> =
         TokenizerBuilder::new()
             .with_model(ModelWrapper::from(bpe))
-            .with_normalizer(file.normalizer)
-            .with_pre_tokenizer(file.pre_tokenizer)
-            .with_post_processor(file.post_processor)
-            .with_decoder(file.decoder)
+            .with_normalizer(normalizer)
+            .with_pre_tokenizer(pre_tokenizer)
+            .with_post_processor(post_processor)
+            .with_decoder(decoder)
             .with_truncation(file.truncation)
             .with_padding(file.padding)
             .build()
             .ok()?;
     tokenizer.add_tokens(&file.added_tokens);
     Some(tokenizer.into())
+}
+
+/// A pipeline part built from its JSON: `Some(None)` when absent, `None` when it does not parse.
+fn part<T: serde::de::DeserializeOwned>(value: Option<serde_json::Value>) -> Option<Option<T>> {
+    match value {
+        None => Some(None),
+        Some(v) => serde_json::from_value(v).ok().map(Some),
+    }
 }
 
 #[cfg(test)]

@@ -59,9 +59,41 @@ pub enum Error {
         /// The model's `vocab_size`.
         model: usize,
     },
+    /// The tokenizer maps a token to an id the model's embedding does not have.
+    #[error("tokenizer.json maps a token to id {id}, outside the model's vocabulary of {model}")]
+    TokenIdOutsideVocabulary {
+        /// The largest id the tokenizer produces.
+        id: u32,
+        /// The model's `vocab_size`.
+        model: usize,
+    },
     /// The input text gives no tokens.
     #[error("the prompt is empty: it gives no tokens")]
     EmptyPrompt,
+    /// `max_new_tokens` does not fit in the model's positions after the prompt.
+    #[error(
+        "--max-new-tokens {asked} is too many: after the prompt's {prompt} tokens the model's {max} positions leave room for at most {room} new tokens"
+    )]
+    TooManyNewTokens {
+        /// The number asked for.
+        asked: usize,
+        /// The prompt's tokens.
+        prompt: usize,
+        /// The model's positions (`n_positions`).
+        max: usize,
+        /// The most new tokens that fit.
+        room: usize,
+    },
+    /// An encoder-decoder's `max_new_tokens` is more than its decoder reads.
+    #[error(
+        "--max-new-tokens {asked} is too many: the decoder reads at most {max} tokens (`n_positions` in config.json; T5's default cap is 512)"
+    )]
+    TooManyDecoderTokens {
+        /// The number asked for.
+        asked: usize,
+        /// The cap (`T5Config::max_positions`).
+        max: usize,
+    },
     /// A generation setting is out of range.
     #[error("invalid generation setting: {0}")]
     InvalidSetting(&'static str),
@@ -118,6 +150,15 @@ pub enum Error {
     /// A tensor could not be read back from the device.
     #[error("could not read a tensor back from the device: {0}")]
     Readback(String),
+    /// A GGUF file is corrupt, truncated or describes something we cannot run.
+    #[error("{path}: {source}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: crate::gguf::GgufError,
+    },
     /// A weights file other than safetensors (`pytorch_model.bin`) is corrupt or cannot be read.
     #[error("{path}: {reason}")]
     Checkpoint {

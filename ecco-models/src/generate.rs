@@ -58,11 +58,31 @@ impl GenerateOptions {
             }
         }
         if let Some(max) = max_positions {
-            // The last generated token is never fed back, so the model reads prompt + new - 1.
-            let len = prompt_len + self.max_new_tokens - 1;
-            if len > max {
-                return Err(ecco_core::Error::SequenceTooLong { len, max }.into());
+            if prompt_len > max {
+                return Err(ecco_core::Error::SequenceTooLong { len: prompt_len, max }.into());
             }
+            // The last generated token is never fed back, so the model reads prompt + new - 1.
+            let room = max - prompt_len + 1;
+            if self.max_new_tokens > room {
+                return Err(Error::TooManyNewTokens { asked: self.max_new_tokens, prompt: prompt_len, max, room });
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`GenerateOptions::validate`] for an encoder-decoder whose stacks each read at most
+    /// `max_positions` tokens: the encoder reads the input, the decoder its start token and every
+    /// generated token but the last (so at most `max_positions` new tokens).
+    ///
+    /// # Errors
+    /// As [`GenerateOptions::validate`].
+    pub fn validate_seq2seq(&self, input_len: usize, max_positions: usize) -> Result<()> {
+        self.validate(input_len, None)?;
+        if input_len > max_positions {
+            return Err(ecco_core::Error::SequenceTooLong { len: input_len, max: max_positions }.into());
+        }
+        if self.max_new_tokens > max_positions {
+            return Err(Error::TooManyDecoderTokens { asked: self.max_new_tokens, max: max_positions });
         }
         Ok(())
     }
@@ -89,12 +109,12 @@ pub fn generate(model: &dyn CausalLm, prompt: &[u32], options: &GenerateOptions,
 /// # Errors
 /// Invalid settings, ids outside the vocabulary, or a tensor that cannot be read back.
 pub fn generate_seq2seq(model: &crate::t5::T5, input: &[u32], options: &GenerateOptions, on_token: impl FnMut(usize)) -> Result<Vec<u32>> {
-    options.validate(input.len(), None)?;
+    options.validate_seq2seq(input.len(), model.config.max_positions)?;
     let vocab = model.config.vocab_size;
     if input.iter().any(|&id| id as usize >= vocab) {
         return Err(Error::InvalidSetting("a token id is outside the model's vocabulary"));
     }
-    let encoder = model.encode(model.embed_ids(input), &ecco_core::CaptureSpec::none()).hidden;
+    let encoder = model.encode(model.embed_ids(input), &mut ecco_core::Hooks::new(ecco_core::CaptureSpec::none())).hidden;
     let mut state = model.start_decoding(&encoder);
     decode_loop(vec![model.config.decoder_start_token_id], options, on_token, |feed| Ok(model.decode_step(feed, &mut state)))
 }
@@ -107,7 +127,9 @@ fn decode_loop(
     mut step: impl FnMut(&[u32]) -> Result<burn::tensor::Tensor<1>>,
 ) -> Result<Vec<u32>> {
     let mut rng = options.sampling.as_ref().map(|s| StdRng::seed_from_u64(s.seed));
-    let mut generated = Vec::with_capacity(options.max_new_tokens);
+    // `max_new_tokens` is checked against the model's positions, but a caller may pass any
+    // number: reserve for what generation usually reaches, not for the request.
+    let mut generated = Vec::with_capacity(options.max_new_tokens.min(1024));
     for n in 0..options.max_new_tokens {
         let logits = step(&feed)?;
         let logits: Vec<f32> = logits.into_data().try_into_vec::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
@@ -205,5 +227,13 @@ mod tests {
         assert!(o.validate(3, Some(10)).is_ok());
         assert!(o.validate(4, Some(10)).is_err());
         assert!(matches!(o.validate(0, Some(10)), Err(Error::EmptyPrompt)));
+        // Numbers near usize::MAX must not wrap around the check.
+        o.max_new_tokens = usize::MAX;
+        assert!(matches!(o.validate(3, Some(10)), Err(Error::TooManyNewTokens { room: 8, .. })));
+        assert!(matches!(o.validate_seq2seq(3, 512), Err(Error::TooManyDecoderTokens { max: 512, .. })));
+        assert!(matches!(o.validate(usize::MAX, Some(10)), Err(Error::Core(ecco_core::Error::SequenceTooLong { .. }))));
+        o.max_new_tokens = 512;
+        assert!(o.validate_seq2seq(512, 512).is_ok());
+        assert!(o.validate_seq2seq(513, 512).is_err());
     }
 }

@@ -50,13 +50,17 @@
 //! - [`gpt2`]: GPT-2 (`GPT2LMHeadModel`), one file per part of the checkpoint.
 //! - [`bert`]: BERT, RoBERTa, DistilBERT (masked LMs and bare encoders such as MiniLM).
 //! - [`t5`]: T5 (`T5ForConditionalGeneration`: T5, T5 v1.1, flan-t5), an encoder-decoder.
+//! - [`gguf`]: GGUF files (llama.cpp): the reader, dequantization, the tokenizer in their metadata.
+//! - [`llama`]: the Llama-family decoders' configuration (Llama, Mistral, Qwen2/3, Gemma 2/3).
 //! - [`loader`]: [`load`] a checkpoint directory into a [`Model`] with its [`Tokenizer`].
 //! - [`generate`](mod@generate): greedy and seeded sampling with a KV cache.
 //! - [`hub`]: [`resolve`] a `--model` name: a directory, the Hugging Face cache, or the Hub.
 //! - [`demo`]: the embedded demo model, [`load_demo`].
 //! - [`device`]: [`DeviceKind`], the `--device` choice.
 //! - `pytorch` (feature `pytorch`): `pytorch_model.bin` checkpoints, read by [`weights`].
-//! - [`weights`], [`tokenizer`], [`readback`], [`nn`], [`activation`]: shared parts.
+//! - [`nn`]: the shared layer library every model is composed of (linear, norms, attention,
+//!   masks, FFN), each layer emitting its hook points (`docs/hooks.md`).
+//! - [`weights`], [`tokenizer`], [`readback`], [`activation`]: shared parts.
 
 pub mod activation;
 pub mod bert;
@@ -65,9 +69,11 @@ pub mod demo;
 pub mod device;
 pub mod error;
 pub mod generate;
+pub mod gguf;
 pub mod gpt2;
 pub mod host;
 pub mod hub;
+pub mod llama;
 pub mod loader;
 pub mod nn;
 #[cfg(feature = "pytorch")]

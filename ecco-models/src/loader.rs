@@ -188,5 +188,10 @@ pub(crate) fn build(
     if tokenizer.vocab_size() > vocab {
         return Err(Error::VocabularyMismatch { tokenizer: tokenizer.vocab_size(), model: vocab });
     }
+    // The count can fit while an id does not (ids need not be contiguous): every id the
+    // tokenizer can produce must index the model's embedding.
+    if let Some(id) = tokenizer.max_id().filter(|&id| id as usize >= vocab) {
+        return Err(Error::TokenIdOutsideVocabulary { id, model: vocab });
+    }
     Ok(LoadedModel { model, tokenizer, name, dir, device_kind: kind })
 }

@@ -44,7 +44,8 @@ pub fn stack_tensors(captures: StackCaptures, stack: &str) -> Result<(BTreeMap<S
 }
 
 /// Runs one forward pass over `ids` recording what `capture` asks for (logits skipped) and
-/// returns the trace tensors of every stack and the layers the activations hold.
+/// returns the trace tensors of every stack (the shorthands under their old names, hook
+/// points under their own, batch dropped) and the layers the activations hold.
 ///
 /// # Errors
 /// A too-long sequence, or a tensor that cannot be read back.
@@ -100,6 +101,11 @@ fn run_capture(
     }
     if !output.cross_attention.is_empty() {
         tensors.insert("attention.cross".to_owned(), to_f32(Tensor::cat(output.cross_attention, 0))?);
+    }
+    for (point, value) in output.hooks {
+        // Batch element 0, under the hook's own name.
+        let (shape, data) = value.to_vec()?;
+        tensors.insert(point.to_string(), F32Tensor { shape: shape[1..].to_vec(), data });
     }
     Ok((tensors, layers))
 }

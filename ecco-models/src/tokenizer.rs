@@ -52,6 +52,12 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The largest id the tokenizer can produce (added tokens included), `None` when it has
+    /// no entries.
+    pub fn max_id(&self) -> Option<u32> {
+        self.inner.get_vocab(true).into_values().max()
+    }
+
     /// Tokenises `text` without adding special tokens (as GPT-2 does).
     ///
     /// # Errors
@@ -96,10 +102,57 @@ impl Tokenizer {
 }
 
 /// A `tokenizer.json`'s bytes as a tokenizer: BPE files through [`crate::bpe_json`] (one typed
-/// pass), anything else (and the error messages) through `tokenizers`; `label` names it in errors.
+/// pass), anything else through `tokenizers`; `label` names it in errors.
+///
+/// The `tokenizers` crate panics on some malformed files instead of returning an error (a
+/// syntax error inside the `decoder` section, a `Precompiled` normalizer whose map does not
+/// decode): the file is parsed into JSON first and [`check_components`] refuses those parts,
+/// and a panic that still escapes is turned into an error.
 fn parse(label: &Path, bytes: &[u8]) -> Result<tokenizers::Tokenizer> {
-    match std::str::from_utf8(bytes).ok().and_then(crate::bpe_json::read) {
+    let error = |reason: String| Error::Tokenizer { path: label.to_path_buf(), reason };
+    let parsed = std::panic::catch_unwind(|| match std::str::from_utf8(bytes).ok().and_then(crate::bpe_json::read) {
         Some(fast) => Ok(fast),
-        None => tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer { path: label.to_path_buf(), reason: e.to_string() }),
+        None => {
+            let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| error(e.to_string()))?;
+            check_components(value.get("normalizer"), value.get("decoder")).map_err(error)?;
+            serde_json::from_value(value).map_err(|e| error(e.to_string()))
+        }
+    });
+    parsed.unwrap_or_else(|_| Err(error("the tokenizers library failed on this file (it is malformed)".to_owned())))
+}
+
+/// Refuses the pipeline parts the `tokenizers` crate panics on rather than rejecting: a
+/// `Precompiled` normalizer whose `precompiled_charsmap` does not decode (its deserializer
+/// `expect`s), and a `Strip` decoder with `stop > 0` (it indexes before the start of a token
+/// made only of the stripped character).
+pub(crate) fn check_components(normalizer: Option<&serde_json::Value>, decoder: Option<&serde_json::Value>) -> Result<(), String> {
+    let mut parts = Vec::new();
+    collect_objects(normalizer, &mut parts);
+    for part in parts.drain(..) {
+        if part.get("type").and_then(serde_json::Value::as_str) == Some("Precompiled") {
+            serde_json::from_value::<tokenizers::normalizers::precompiled::Precompiled>(part.clone())
+                .map_err(|e| format!("the Precompiled normalizer is invalid: {e}"))?;
+        }
+    }
+    collect_objects(decoder, &mut parts);
+    for part in parts {
+        if part.get("type").and_then(serde_json::Value::as_str) == Some("Strip")
+            && part.get("stop").and_then(serde_json::Value::as_u64) != Some(0)
+        {
+            return Err("a Strip decoder with `stop` other than 0 is not supported".to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Every JSON object in `value`, nested ones (a `Sequence`'s parts) included.
+fn collect_objects<'a>(value: Option<&'a serde_json::Value>, out: &mut Vec<&'a serde_json::Value>) {
+    match value {
+        Some(v @ serde_json::Value::Object(map)) => {
+            out.push(v);
+            map.values().for_each(|v| collect_objects(Some(v), out));
+        }
+        Some(serde_json::Value::Array(items)) => items.iter().for_each(|v| collect_objects(Some(v), out)),
+        _ => {}
     }
 }

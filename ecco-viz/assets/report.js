@@ -289,6 +289,60 @@
     heat(s, labels, cols, nv.values, function (v, r) { return 0.5 + 0.5 * v / maxes[r]; }, null);
   }
 
+  // One chart: the x axis is the fraction of tokens removed (or restored), the y axis the mean
+  // probability of the predicted token; one line per method, the random ranking dashed.
+  function curveChart(parent, title, grid, rows, pick) {
+    var W = 360, H = 220, L = 40, R = 18, T = 22, B = 34;
+    var svg = svgEl('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': title, 'class': 'chart' });
+    var ymax = 1e-9;
+    rows.forEach(function (r) { pick(r).forEach(function (v) { if (v > ymax) ymax = v; }); });
+    var x = function (f) { return L + (W - L - R) * f; };
+    var y = function (v) { return H - B - (H - T - B) * v / ymax; };
+    var t = svgEl('text', { x: L, y: 14, 'class': 'ct' }); t.textContent = title; svg.appendChild(t);
+    svg.appendChild(svgEl('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999' }));
+    svg.appendChild(svgEl('line', { x1: L, y1: T, x2: L, y2: H - B, stroke: '#999' }));
+    [0, 0.5, 1].forEach(function (f) {
+      var a = svgEl('text', { x: x(f), y: H - B + 14, 'text-anchor': 'middle', 'class': 'ax' }); a.textContent = Math.round(f * 100) + '%'; svg.appendChild(a);
+      var b = svgEl('text', { x: L - 4, y: y(f * ymax) + 4, 'text-anchor': 'end', 'class': 'ax' }); b.textContent = fmt(f * ymax); svg.appendChild(b);
+    });
+    var xl = svgEl('text', { x: (L + W - R) / 2, y: H - 4, 'text-anchor': 'middle', 'class': 'ax' }); xl.textContent = 'tokens ' + (title.indexOf('Insertion') === 0 ? 'restored' : 'removed'); svg.appendChild(xl);
+    rows.forEach(function (r, k) {
+      var pts = pick(r).map(function (v, i) { return x(grid[i]).toFixed(1) + ',' + y(v).toFixed(1); }).join(' ');
+      var attrs = { points: pts, fill: 'none', stroke: r.random ? '#555' : PALETTE[k % PALETTE.length], 'stroke-width': '1.8' };
+      if (r.random) attrs['stroke-dasharray'] = '5,4';
+      svg.appendChild(svgEl('polyline', attrs));
+    });
+    parent.appendChild(svg);
+  }
+
+  function evaluationView(e) {
+    var s = section('v-evaluation', 'Faithfulness of the attributions',
+      'The probability of each predicted token as the tokens a method ranks highest are removed (deletion: lower is better) or restored to an emptied input (insertion: higher is better), averaged over ' +
+      e.n_predictions + ' prediction(s); removed tokens ' + (e.baseline === 'drop' ? 'dropped' : 'replaced by the ' + e.baseline + ' token') + '. Comprehensiveness (higher is better) and sufficiency (lower is better) are ERASER\'s AOPC over the top 1, 5, 10, 20 and 50 % of the tokens. The dashed line is a seeded random ranking.');
+    var legend = el('div', 'legend');
+    e.rows.forEach(function (r, k) {
+      var item = el('span');
+      var sw = el('span', 'swatch'); sw.style.background = r.random ? '#555' : PALETTE[k % PALETTE.length];
+      item.appendChild(sw); item.appendChild(el('span', null, r.method)); legend.appendChild(item);
+    });
+    s.appendChild(legend);
+    var charts = el('div', 'charts');
+    curveChart(charts, 'Deletion', e.grid, e.rows, function (r) { return r.deletion; });
+    curveChart(charts, 'Insertion', e.grid, e.rows, function (r) { return r.insertion; });
+    s.appendChild(charts);
+    var table = el('table', 'scores');
+    var head = el('tr');
+    ['method', 'deletion AUC \u2193', 'insertion AUC \u2191', 'comprehensiveness \u2191', 'sufficiency \u2193'].forEach(function (h) { head.appendChild(el('th', null, h)); });
+    table.appendChild(head);
+    e.rows.forEach(function (r) {
+      var tr = el('tr', r.random ? 'random' : null);
+      tr.appendChild(el('td', null, r.method));
+      [r.deletion_auc, r.insertion_auc, r.comprehensiveness, r.sufficiency].forEach(function (v) { tr.appendChild(el('td', 'num', v.toFixed(3))); });
+      table.appendChild(tr);
+    });
+    s.appendChild(table);
+  }
+
   outputView();
   data.attributions.forEach(attributionView);
   if (data.layer_predictions) predictionsView(data.layer_predictions);
@@ -297,6 +351,7 @@
   if (data.nmf) nmfView(data.nmf);
   if (data.attention) attentionView(data.attention);
   if (data.neurons) neuronsView(data.neurons);
+  if (data.evaluation) evaluationView(data.evaluation);
   window.eccoRenderMs = performance.now() - t0;
   document.documentElement.dataset.ready = 'true';
 })();

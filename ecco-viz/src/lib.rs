@@ -57,7 +57,10 @@
 //!   "attention": {"layers": [0, …], "n_heads": 12, "n_positions": 9, "top_k": 8,
 //!     "heads": [[[[key, w255, key, w255, …], …], …], …],   // [layer][head][query]: strongest keys first, weight as round(255·w)
 //!     "mean": [[[key, w255, …], …], …]},                    // [layer][query]: the same for the mean over heads
-//!   "neurons": {"neurons": [{"layer": 3, "neuron": 17}, …], "values": [[0.1, -0.02, …], …]}                    // [neuron][position]
+//!   "neurons": {"neurons": [{"layer": 3, "neuron": 17}, …], "values": [[0.1, -0.02, …], …]},                   // [neuron][position]
+//!   "evaluation": {"baseline": "eos", "n_predictions": 4, "grid": [0.0, 0.05, …, 1.0],      // fraction of tokens removed
+//!     "rows": [{"method": "grad_x_input", "random": false, "deletion_auc": 0.09, "insertion_auc": 0.6,
+//!               "comprehensiveness": 0.5, "sufficiency": 0.2, "deletion": [0.9, …], "insertion": [0.01, …]}, …]}  // random ranking last
 //! }
 //! ```
 //!
@@ -86,7 +89,7 @@ pub use html::{content_security_policy, embedded_json, render_html};
 pub use svg::{Scale, heatmap, neurons_svg, nmf_svg, rankings_svg, rankings_watch_svg};
 pub use tokens::{DisplayPiece, PieceConvention, display_tokens};
 pub use views::{
-    AttentionView, AttributionView, LayerPredictionsView, ModelSummary, NeuronLoading, NeuronRef, NeuronsView, NmfView, Prediction,
-    RankingsView, RankingsWatchView, Report, TokenEntry, TokensView,
+    AttentionView, AttributionView, EvaluationRow, EvaluationView, LayerPredictionsView, ModelSummary, NeuronLoading, NeuronRef,
+    NeuronsView, NmfView, Prediction, RankingsView, RankingsWatchView, Report, TokenEntry, TokensView,
 };
 pub use write::{check_replaceable, stage, write_atomic};

@@ -1,7 +1,6 @@
 //! Static SVG heatmaps for papers: rankings, rankings-watch, neuron activations.
 
 use crate::colour::viridis;
-use crate::html::escape_html;
 use crate::views::{NeuronsView, NmfView, RankingsView, RankingsWatchView, TokensView};
 
 /// How values map to colours.
@@ -16,6 +15,28 @@ pub enum Scale {
     RowSymmetric,
     /// Each row scaled from 0 to its largest value (non-negative data such as NMF factors).
     RowMax,
+}
+
+/// Escapes text for SVG (XML 1.0) element content and attribute values: markup characters as
+/// entities, and characters XML forbids (controls other than tab, newline and carriage return,
+/// U+FFFE, U+FFFF) as their visible stand-ins (U+2400 + c for C0 controls, U+FFFD otherwise), so
+/// a token such as `\0` cannot make the file unreadable.
+fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if u32::from(c) < 0x20 => out.push(char::from_u32(0x2400 + u32::from(c)).unwrap_or('\u{fffd}')),
+            '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 const CELL_W: usize = 44;
@@ -33,21 +54,21 @@ pub fn heatmap(title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>
     s.push_str(&format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n"
     ));
-    s.push_str(&format!("<title>{}</title>\n<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n", escape_html(title)));
-    s.push_str(&format!("<text x=\"4\" y=\"16\" font-size=\"13\">{}</text>\n", escape_html(title)));
+    s.push_str(&format!("<title>{}</title>\n<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n", escape_xml(title)));
+    s.push_str(&format!("<text x=\"4\" y=\"16\" font-size=\"13\">{}</text>\n", escape_xml(title)));
     for (c, label) in cols.iter().enumerate() {
         let x = LEFT + c * CELL_W + CELL_W / 2 + 4;
         s.push_str(&format!(
             "<text x=\"{x}\" y=\"{}\" transform=\"rotate(-60 {x} {})\" xml:space=\"preserve\">{}</text>\n",
             TOP - 6,
             TOP - 6,
-            escape_html(&label.replace('\n', "\u{21b5}"))
+            escape_xml(&label.replace('\n', "\u{21b5}"))
         ));
     }
     for (r, row) in values.iter().enumerate() {
         let y = TOP + r * CELL_H;
         let label = rows.get(r).map_or("", String::as_str);
-        s.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", LEFT - 6, y + CELL_H / 2 + 4, escape_html(label)));
+        s.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", LEFT - 6, y + CELL_H / 2 + 4, escape_xml(label)));
         let row_max = row.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
         for (c, &v) in row.iter().enumerate().take(n_cols) {
             let t = match scale {
@@ -129,5 +150,14 @@ mod tests {
         assert_eq!(svg.matches("<rect x=").count(), 2);
         // Rank 1 is the brightest (viridis yellow), the worst rank the darkest.
         assert!(svg.contains("fill=\"#fde725\"") && svg.contains("fill=\"#440154\""));
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_replaced() {
+        let svg =
+            heatmap("a\u{0}b", &["r\u{1b}".into()], &["\u{0}".into(), "\u{ffff}\u{85}\t".into()], &[vec![1.0, 2.0]], Scale::RowMax, false);
+        let forbidden = |c: char| matches!(u32::from(c), 0..=8 | 0xb | 0xc | 0xe..=0x1f | 0xfffe | 0xffff);
+        assert!(!svg.chars().any(forbidden), "{svg:?}");
+        assert!(svg.contains("a\u{2400}b") && svg.contains("r\u{241b}") && svg.contains("\u{fffd}\u{85}\t"));
     }
 }

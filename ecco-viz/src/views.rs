@@ -32,6 +32,9 @@ pub struct Report {
     /// Activations of chosen neurons over the positions.
     #[serde(default)]
     pub neurons: Option<NeuronsView>,
+    /// Faithfulness of the attributions: deletion and insertion curves and scores per method.
+    #[serde(default)]
+    pub evaluation: Option<EvaluationView>,
 }
 
 /// The model behind a report.
@@ -204,4 +207,39 @@ pub struct NeuronRef {
     pub layer: usize,
     /// Neuron index in the layer.
     pub neuron: usize,
+}
+
+/// Faithfulness of the attributions (`ecco evaluate`): per method and for the random ranking,
+/// the mean deletion and insertion curves and the four scores.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationView {
+    /// How removed tokens were replaced (`eos`, `mask`, `drop`, …).
+    pub baseline: String,
+    /// How many predictions the scores average over.
+    pub n_predictions: usize,
+    /// The fraction of tokens removed (deletion) or restored (insertion) at each curve point.
+    pub grid: Vec<f64>,
+    /// One row per method, the random ranking last.
+    pub rows: Vec<EvaluationRow>,
+}
+
+/// One method's (or the random ranking's) curves and scores.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationRow {
+    /// Method name, or `random`.
+    pub method: String,
+    /// Whether this is the random ranking.
+    pub random: bool,
+    /// Area under the deletion curve (lower is better).
+    pub deletion_auc: f64,
+    /// Area under the insertion curve (higher is better).
+    pub insertion_auc: f64,
+    /// AOPC comprehensiveness (higher is better).
+    pub comprehensiveness: f64,
+    /// AOPC sufficiency (lower is better).
+    pub sufficiency: f64,
+    /// Mean target probability at each `grid` point as top-ranked tokens are removed.
+    pub deletion: Vec<f64>,
+    /// Mean target probability at each `grid` point as top-ranked tokens are restored.
+    pub insertion: Vec<f64>,
 }

@@ -83,6 +83,8 @@
 //! - `wgpu`, `cuda`: GPU backends ([`LoadOptions::device`]).
 //!
 //! ## Crate map
+//! - [`evaluate`](mod@evaluate): [`Output::evaluate`], [`EvaluateOptions`], [`Baseline`], [`Evaluation`]:
+//!   faithfulness of the attributions (deletion/insertion AUC, comprehensiveness, sufficiency).
 //! - [`load`](mod@load): [`from_pretrained`], [`demo`], [`Lm`].
 //! - [`batch`]: one document of a corpus run (`ecco batch`) as table rows.
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
@@ -98,6 +100,8 @@
 //! (attribution, logit lens), [`ecco_factor`] (NMF, CCA, CKA), [`ecco_viz`] (views, HTML, SVG).
 
 pub mod batch;
+pub mod evaluate;
+mod lens;
 pub mod load;
 mod masked;
 pub mod nmf;
@@ -111,9 +115,11 @@ pub mod views;
 pub use {ecco_attrib, ecco_core, ecco_factor, ecco_models, ecco_viz};
 
 pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_methods};
+pub use ecco_core::{HookPattern, HookPoint, parse_hook_patterns};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
+pub use evaluate::{Baseline, EvaluateOptions, Evaluation};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
-pub use nmf::{NmfOptions, NmfOutcome};
+pub use nmf::{MAX_NMF_ITER, NmfOptions, NmfOutcome};
 pub use options::{ForwardOptions, GenerateOptions};
 pub use output::Output;
 pub use report::{ReportOptions, build_report};

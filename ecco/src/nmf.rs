@@ -8,6 +8,11 @@ use ecco_viz::NeuronLoading;
 
 use crate::progress;
 
+/// The most outer iterations an NMF may run ([`NmfOptions::max_iter`]): Ecco's default is 500,
+/// and a fit that has not converged after 10,000 will not; the cap bounds the time a typo (or a
+/// tolerance such as `1e-300`, which is never reached) can take.
+pub const MAX_NMF_ITER: usize = 10_000;
+
 /// What to factorise and how (Ecco's `run_nmf` arguments); `ecco nmf` and `ecco report` use
 /// them too.
 ///
@@ -27,7 +32,7 @@ pub struct NmfOptions {
     pub layers: Option<Vec<usize>>,
     /// Seed of the random initialisation.
     pub seed: u64,
-    /// Most outer iterations.
+    /// Most outer iterations (at most [`MAX_NMF_ITER`]).
     pub max_iter: usize,
     /// Relative projected-gradient tolerance.
     pub tol: f64,
@@ -117,6 +122,9 @@ pub fn stack_activations(bundle: &TraceBundle) -> Option<(String, F32Tensor)> {
 /// A trace without activations, an empty or unknown layer selection, no components, NMF errors.
 pub fn factorise(bundle: &TraceBundle, opts: &NmfOptions) -> Result<NmfOutcome> {
     let args = opts;
+    if args.max_iter == 0 || args.max_iter > MAX_NMF_ITER {
+        bail!("the NMF runs 1 to {MAX_NMF_ITER} iterations (--max-iter), not {}", args.max_iter);
+    }
     let trace = &bundle.trace;
     let Some((name, acts)) = stack_activations(bundle) else {
         bail!("the trace has no FFN activations: capture them with `activations: true` (`--activations`)");

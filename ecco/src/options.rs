@@ -3,6 +3,7 @@
 //! command line's flags.
 
 use ecco_attrib::{AttributionTarget, Method};
+use ecco_core::HookPattern;
 use ecco_models::Sampling;
 
 /// Options of [`Lm::generate`](crate::Lm::generate), Ecco's `lm.generate(text, …)`.
@@ -39,6 +40,9 @@ pub struct GenerateOptions {
     pub hidden_states: bool,
     /// Capture the attention weights.
     pub attention: bool,
+    /// Capture these hook points under their own names (`--capture`; `docs/hooks.md`), e.g.
+    /// `ecco::parse_hook_patterns("blocks.*.mlp.post")?`.
+    pub capture: Vec<HookPattern>,
     /// Progress bars on stderr for long work (shown only on a terminal).
     pub progress: bool,
 }
@@ -56,6 +60,7 @@ impl Default for GenerateOptions {
             layers: None,
             hidden_states: true,
             attention: false,
+            capture: Vec::new(),
             progress: true,
         }
     }
@@ -83,6 +88,8 @@ pub struct ForwardOptions {
     pub hidden_states: bool,
     /// Capture the attention weights.
     pub attention: bool,
+    /// Capture these hook points under their own names (`--capture`; `docs/hooks.md`).
+    pub capture: Vec<HookPattern>,
     /// Masked LMs: predictions kept per mask token.
     pub mask_topk: usize,
     /// Encoder-decoders (T5): the decoder's input after its start token (`None`: the start
@@ -103,6 +110,7 @@ impl Default for ForwardOptions {
             layers: None,
             hidden_states: true,
             attention: false,
+            capture: Vec::new(),
             mask_topk: 10,
             decoder_text: None,
             progress: true,
@@ -122,14 +130,20 @@ pub(crate) struct Request<'a> {
 }
 
 /// The capture switches, refusing `layers` without `activations`.
-fn capture(activations: bool, layers: Option<&Vec<usize>>, hidden_states: bool, attention: bool) -> anyhow::Result<ecco_core::CaptureSpec> {
+fn capture(
+    activations: bool,
+    layers: Option<&Vec<usize>>,
+    hidden_states: bool,
+    attention: bool,
+    hooks: &[HookPattern],
+) -> anyhow::Result<ecco_core::CaptureSpec> {
     let layers = match layers {
         None => ecco_core::LayerSelection::All,
         Some(_) if !activations => anyhow::bail!("layers selects activation layers: capture activations too (--activations)"),
         Some(list) if list.is_empty() => anyhow::bail!("the layer list is empty"),
         Some(list) => ecco_core::LayerSelection::Only(list.clone()),
     };
-    Ok(ecco_core::CaptureSpec { hidden_states, activations, attention, layers, ..ecco_core::CaptureSpec::none() })
+    Ok(ecco_core::CaptureSpec { hidden_states, activations, attention, hooks: hooks.to_vec(), layers, ..ecco_core::CaptureSpec::none() })
 }
 
 impl GenerateOptions {
@@ -139,7 +153,7 @@ impl GenerateOptions {
             target: self.attribution_target,
             contrast_with: self.contrast_with.as_deref(),
             ig_steps: self.ig_steps,
-            capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention)?,
+            capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention, &self.capture)?,
             layers_chosen: self.layers.is_some(),
             progress: self.progress,
         })
@@ -153,7 +167,7 @@ impl ForwardOptions {
             target: self.attribution_target,
             contrast_with: self.contrast_with.as_deref(),
             ig_steps: self.ig_steps,
-            capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention)?,
+            capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention, &self.capture)?,
             layers_chosen: self.layers.is_some(),
             progress: self.progress,
         })

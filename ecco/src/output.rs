@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
-use ecco_attrib::{LayerPrediction, Lens, Method, check_compatible};
-use ecco_core::{F32Tensor, ModelKind, Trace, TraceBundle};
+use ecco_attrib::{LayerPrediction, Lens, Method};
+use ecco_core::{ModelKind, Trace, TraceBundle};
 use ecco_models::{DEMO_NAME, LoadedModel};
 
+use crate::lens::LensInput;
 use crate::load::Lm;
 use crate::nmf::{NmfOptions, NmfOutcome, factorise};
-use crate::report::{ReportOptions, build_report};
 
 /// A generation (or forward pass) with its captures and attributions, and the model that made
 /// it: Ecco's `OutputSeq`.
@@ -96,13 +96,13 @@ impl Output {
     /// The generated tokens (raw; an encoder-decoder's after the decoder's start token).
     pub fn generated_tokens(&self) -> &[String] {
         let t = &self.bundle.trace;
-        &t.tokens[first_generated(t).min(t.tokens.len())..]
+        &t.tokens[t.first_generated().min(t.tokens.len())..]
     }
 
     /// The generated token ids (an encoder-decoder's after the decoder's start token).
     pub fn generated_ids(&self) -> &[u32] {
         let t = &self.bundle.trace;
-        &t.token_ids[first_generated(t).min(t.token_ids.len())..]
+        &t.token_ids[t.first_generated().min(t.token_ids.len())..]
     }
 
     /// The decoded text of the whole sequence; an encoder-decoder's: the generated text alone
@@ -136,26 +136,16 @@ impl Output {
     }
 
     /// The model and hidden states the logit lens reads.
-    fn lens_input(&self) -> Result<(Arc<LoadedModel>, &F32Tensor)> {
-        let Some(model) = self.model() else {
-            bail!("the logit lens needs the model that made the trace: attach it with `Output::with_model` (`--model`)");
-        };
-        check_compatible(model.model.as_lm(), &self.bundle.trace.model)?;
-        let name = format!("hidden_states.{}", self.stack());
-        match self.bundle.tensors.get(&name) {
-            Some(hidden) => Ok((model, hidden)),
-            None => bail!("the trace has no hidden states: capture them with `hidden_states: true` (`--hidden-states`)"),
+    fn lens<'a>(&'a self, model: &'a LoadedModel) -> Result<LensInput<'a>> {
+        LensInput::new(&self.bundle, model)
+    }
+
+    /// The model the lens runs.
+    fn lens_model(&self) -> Result<Arc<LoadedModel>> {
+        match self.model() {
+            Some(model) => Ok(model),
+            None => bail!("the logit lens needs the model that made the trace: attach it with `Output::with_model` (`--model`)"),
         }
-    }
-
-    /// The stack whose hidden states the lens reads: `encoder` for a masked LM, else
-    /// `decoder` (an encoder-decoder's lens reads its decoder).
-    fn stack(&self) -> &'static str {
-        if self.is_masked() { "encoder" } else { "decoder" }
-    }
-
-    fn is_masked(&self) -> bool {
-        self.bundle.trace.model.model_type == ModelKind::Masked
     }
 
     /// Ecco's `layer_predictions`: per layer (or only `layer`), the `topk` tokens its hidden
@@ -169,15 +159,8 @@ impl Output {
         if topk == 0 {
             bail!("topk (--topk) must be at least 1");
         }
-        let (model, hidden) = self.lens_input()?;
-        let (lm, tok) = (model.model.as_lm(), &model.tokenizer);
-        let token = &|id| tok.token(id);
-        Ok(if self.is_masked() {
-            ecco_attrib::layer_predictions_at(lm, hidden, position, topk, layer, lens, token)?
-        } else {
-            let position = decoder_position(&self.bundle.trace, position)?;
-            ecco_attrib::layer_predictions(lm, hidden, position, topk, layer, lens, token)?
-        })
+        let model = self.lens_model()?;
+        self.lens(&model)?.layer_predictions(position, topk, layer, lens)
     }
 
     /// Ecco's `rankings`: `[layer][generated token]`, the rank (1 = top) each layer gives the
@@ -187,14 +170,13 @@ impl Output {
     /// No model or hidden states; a masked LM (it generates nothing: use
     /// [`Output::rankings_watch`]).
     pub fn rankings(&self, lens: Lens) -> Result<Vec<Vec<usize>>> {
-        if self.is_masked() {
+        if self.bundle.trace.model.model_type == ModelKind::Masked {
             bail!(
                 "rankings ranks generated tokens; a masked LM generates none: use `rankings-watch` or `layer-predictions` at the mask position"
             );
         }
-        let (model, hidden) = self.lens_input()?;
-        let (ids, n_input) = lens_sequence(&self.bundle.trace);
-        Ok(ecco_attrib::rankings(model.model.as_lm(), hidden, ids, n_input, lens)?)
+        let model = self.lens_model()?;
+        self.lens(&model)?.rankings(lens)
     }
 
     /// Ecco's `rankings_watch`: `[layer][watched token]`, the rank each layer gives each of
@@ -203,14 +185,8 @@ impl Output {
     /// # Errors
     /// No model or hidden states, a position out of range, ids outside the vocabulary.
     pub fn rankings_watch(&self, watch: &[u32], position: usize, lens: Lens) -> Result<Vec<Vec<usize>>> {
-        let (model, hidden) = self.lens_input()?;
-        let lm = model.model.as_lm();
-        Ok(if self.is_masked() {
-            ecco_attrib::rankings_watch_at(lm, hidden, position, watch, lens)?
-        } else {
-            let position = decoder_position(&self.bundle.trace, position)?;
-            ecco_attrib::rankings_watch(lm, hidden, position, watch, lens)?
-        })
+        let model = self.lens_model()?;
+        self.lens(&model)?.rankings_watch(watch, position, lens)
     }
 
     /// Ecco's `run_nmf`: factorises the captured FFN activations into `options.components`
@@ -223,51 +199,29 @@ impl Output {
         factorise(&self.bundle, options)
     }
 
-    /// Every view the output supports, as the data of `ecco report`'s page.
+    /// Which attribution can you trust: deletion and insertion AUC, comprehensiveness and
+    /// sufficiency of each method in the output (`options.methods`, or all), each beside a
+    /// seeded random ranking (`ecco evaluate`). Needs the model that made the output.
+    ///
+    /// ```
+    /// use ecco::{EvaluateOptions, GenerateOptions, Method};
+    /// let lm = ecco::demo()?;
+    /// let options = GenerateOptions { max_new_tokens: 1, attribution: vec![Method::GradXInput], ..Default::default() };
+    /// let output = lm.generate("The capital of France is", &options)?;
+    /// let scores = output.evaluate(&EvaluateOptions::default())?;
+    /// let gxi = &scores.methods["grad_x_input"];
+    /// // Removing the tokens grad x input ranks first loses " Paris" faster than a random order.
+    /// assert!(gxi.scores.deletion_auc < gxi.random_baseline.scores.deletion_auc);
+    /// # Ok::<(), ecco::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// As [`Output::to_html`].
-    pub fn report(&self, options: &ReportOptions) -> Result<ecco_viz::Report> {
-        build_report(&self.bundle, self.model().as_deref(), options)
-    }
-
-    /// One self-contained HTML page with every view the output supports (Ecco's notebook
-    /// views: tokens, attributions, layer predictions, rankings, NMF, attention, neurons).
-    ///
-    /// # Errors
-    /// Invalid `options` (a position out of range, unknown neurons), NMF errors.
-    pub fn to_html(&self, options: &ReportOptions) -> Result<String> {
-        Ok(ecco_viz::render_html(&self.report(options)?)?)
-    }
-}
-
-/// Index of the first generated token: an encoder-decoder's follows the decoder's start token.
-pub(crate) fn first_generated(trace: &Trace) -> usize {
-    trace.n_input_tokens + usize::from(trace.model.model_type == ModelKind::EncoderDecoder)
-}
-
-/// An encoder-decoder trace's position (an index into encoder + decoder tokens) as a position
-/// among the decoder's tokens, whose hidden states the lens reads; other traces' as is.
-pub(crate) fn decoder_position(trace: &Trace, position: usize) -> Result<usize> {
-    if trace.model.model_type != ModelKind::EncoderDecoder {
-        return Ok(position);
-    }
-    let n = trace.n_input_tokens;
-    if position <= n || position >= trace.tokens.len() {
-        bail!(
-            "position {position} is out of range: in an encoder-decoder trace the decoder predicts positions {}..={} (the encoder's tokens are 0..{n}, the decoder's start token {n})",
-            n + 1,
-            trace.tokens.len().saturating_sub(1)
-        );
-    }
-    Ok(position - n)
-}
-
-/// The ids the lens's hidden states cover and how many of them were input: an
-/// encoder-decoder's decoder reads its start token and generates the rest.
-pub(crate) fn lens_sequence(t: &Trace) -> (&[u32], usize) {
-    match t.model.model_type {
-        ModelKind::EncoderDecoder => (t.token_ids.get(t.n_input_tokens..).unwrap_or_default(), 1),
-        _ => (&t.token_ids[..], t.n_input_tokens),
+    /// No model attached, a model that did not make the trace, no attributions (or not the
+    /// methods asked for), an encoder-decoder trace, a baseline the tokenizer lacks.
+    pub fn evaluate(&self, options: &crate::EvaluateOptions) -> Result<crate::Evaluation> {
+        let Some(model) = self.model() else {
+            bail!("evaluation runs the model that made the trace: attach it with `Output::with_model` (`--model`)");
+        };
+        crate::evaluate::evaluate(&self.bundle.trace, &model, options)
     }
 }

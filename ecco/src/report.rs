@@ -7,8 +7,9 @@ use ecco_core::{ModelKind, TraceBundle};
 use ecco_models::LoadedModel;
 use ecco_viz::{NeuronRef, Report};
 
+use crate::lens::LensInput;
 use crate::nmf::{NmfOptions, factorise, stack_activations};
-use crate::output::{decoder_position, lens_sequence};
+use crate::output::Output;
 use crate::views;
 
 /// What the report shows.
@@ -38,6 +39,9 @@ pub struct ReportOptions {
     pub attention_topk: usize,
     /// A progress bar while the NMF runs.
     pub progress: bool,
+    /// Score the attributions' faithfulness with these settings (the report's evaluation view;
+    /// `ecco report --evaluate`). Runs the model many times: off by default.
+    pub evaluate: Option<crate::EvaluateOptions>,
 }
 
 impl Default for ReportOptions {
@@ -52,6 +56,7 @@ impl Default for ReportOptions {
             neurons: None,
             attention_topk: 8,
             progress: true,
+            evaluate: None,
         }
     }
 }
@@ -98,22 +103,36 @@ pub fn build_report(bundle: &TraceBundle, model: Option<&LoadedModel>, options: 
         None if options.neurons.is_some() => bail!("--neurons: the trace has no FFN activations: make it with `--activations`"),
         None => {}
     }
-    if let Some(model) = model {
+    if let Some(evaluate) = &options.evaluate {
+        let Some(model) = model else { bail!("--evaluate needs --model (evaluation runs the model that made the trace)") };
+        report.evaluation = Some(views::evaluation_view(&crate::evaluate::evaluate(trace, model, evaluate)?));
+    }
+    // The lens views need hidden states; without them (and with no lens option asked for) the
+    // page simply has none, as for a trace made without `--hidden-states` and no model.
+    let has_hidden = ["hidden_states.decoder", "hidden_states.encoder"].into_iter().any(|n| bundle.tensors.get(n).is_some());
+    if let Some(model) = model
+        && (has_hidden || options.position.is_some() || options.watch.is_some())
+    {
         lens_views(&mut report, bundle, model, options)?;
     }
     Ok(report)
 }
 
-/// Adds the layer-predictions, rankings and rankings-watch views.
+/// Adds the layer-predictions, rankings and rankings-watch views, through the lens
+/// [`Output`]'s methods use.
 fn lens_views(report: &mut Report, bundle: &TraceBundle, model: &LoadedModel, options: &ReportOptions) -> Result<()> {
     let trace = &bundle.trace;
-    ecco_attrib::check_compatible(model.model.as_lm(), &trace.model)?;
     let masked = trace.model.model_type == ModelKind::Masked;
     let name = if masked { "hidden_states.encoder" } else { "hidden_states.decoder" };
-    let Some(hidden) = bundle.tensors.get(name) else {
-        bail!("the trace has no hidden states: make it with `--hidden-states` (`hidden_states: true`)");
-    };
-    let lm = model.model.as_lm();
+    if !bundle.tensors.contains_key(name) {
+        // The lens views are left out, as every view a trace cannot support is; only asking
+        // for one of them explicitly is an error.
+        if options.watch.is_some() || options.position.is_some() {
+            bail!("--watch and --position need the trace's hidden states: make it with `--hidden-states` (`hidden_states: true`)");
+        }
+        return Ok(());
+    }
+    let input = LensInput::new(bundle, model)?;
     // A masked LM predicts a mask token from that token's own hidden state (default: the
     // first mask); a causal LM predicts position P from the hidden state at P-1 (default: the
     // first generated token); an encoder-decoder's decoder likewise, after its start token.
@@ -124,31 +143,36 @@ fn lens_views(report: &mut Report, bundle: &TraceBundle, model: &LoadedModel, op
         (None, _) if trace.model.model_type == ModelKind::EncoderDecoder => trace.n_input_tokens + 1,
         (None, _) => trace.n_input_tokens.clamp(1, trace.tokens.len().saturating_sub(1).max(1)),
     };
-    // An encoder-decoder's lens reads the decoder: positions among the decoder's tokens.
-    let lens_position = decoder_position(trace, position)?;
-    let (lens, tok) = (options.lens, &model.tokenizer);
-    let token = &|id| tok.token(id);
-    let preds = if masked {
-        ecco_attrib::layer_predictions_at(lm, hidden, position, options.topk, None, lens, token)
-    } else {
-        ecco_attrib::layer_predictions(lm, hidden, lens_position, options.topk, None, lens, token)
-    }
-    .with_context(|| format!("--position {position}"))?;
+    let lens = options.lens;
+    let preds = input.layer_predictions(position, options.topk, None, lens).with_context(|| format!("--position {position}"))?;
     report.layer_predictions = Some(views::predictions_view(trace, &preds, position, lens, None));
-    let generates = matches!(trace.model.model_type, ModelKind::Causal | ModelKind::EncoderDecoder);
-    let (ids, n_input) = lens_sequence(trace);
-    if generates && ids.len() > n_input {
-        let ranks = ecco_attrib::rankings(lm, hidden, ids, n_input, lens)?;
-        report.rankings = Some(views::rankings_view(trace, ranks, lens));
+    let (ids, n_input) = trace.lens_sequence();
+    if !masked && ids.len() > n_input {
+        report.rankings = Some(views::rankings_view(trace, input.rankings(lens)?, lens));
     }
     if let Some(watch) = &options.watch {
-        let ranks = if masked {
-            ecco_attrib::rankings_watch_at(lm, hidden, position, watch, lens)?
-        } else {
-            ecco_attrib::rankings_watch(lm, hidden, lens_position, watch, lens)?
-        };
-        let raw: Vec<String> = watch.iter().map(|&id| tok.token(id)).collect();
+        let ranks = input.rankings_watch(watch, position, lens)?;
+        let raw: Vec<String> = watch.iter().map(|&id| model.tokenizer.token(id)).collect();
         report.rankings_watch = Some(views::watch_view(trace, ranks, lens, position, watch, &raw));
     }
     Ok(())
+}
+
+impl Output {
+    /// Every view the output supports, as the data of `ecco report`'s page.
+    ///
+    /// # Errors
+    /// As [`Output::to_html`].
+    pub fn report(&self, options: &ReportOptions) -> Result<Report> {
+        build_report(self.bundle(), self.model().as_deref(), options)
+    }
+
+    /// One self-contained HTML page with every view the output supports (Ecco's notebook
+    /// views: tokens, attributions, layer predictions, rankings, NMF, attention, neurons).
+    ///
+    /// # Errors
+    /// Invalid `options` (a position out of range, unknown neurons), NMF errors.
+    pub fn to_html(&self, options: &ReportOptions) -> Result<String> {
+        Ok(ecco_viz::render_html(&self.report(options)?)?)
+    }
 }

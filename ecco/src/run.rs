@@ -55,6 +55,7 @@ impl Lm {
         };
         gen_options.validate(prompt_ids.len(), causal.info().max_positions)?;
         request.capture.layers.resolve(self.info().n_layers)?;
+        check_hooks(loaded, &request)?;
         let attribution = attribution_options(loaded, &request)?;
 
         let bar = progress::bar(options.progress, options.max_new_tokens as u64, "generating");
@@ -95,14 +96,16 @@ impl Lm {
                 loaded.name
             );
         }
+        check_not_empty(loaded, prompt)?;
         let input_ids = loaded.tokenizer.encode(prompt, true)?.ids;
         let gen_options = ecco_models::GenerateOptions {
             max_new_tokens: options.max_new_tokens,
             sampling: options.sampling.clone(),
             eos_token_id: loaded.model.eos_token_id(),
         };
-        gen_options.validate(input_ids.len(), None)?;
+        gen_options.validate_seq2seq(input_ids.len(), model.config.max_positions)?;
         request.capture.layers.resolve(seq2seq_layers(model))?;
+        check_hooks(loaded, request)?;
         let attribution = attribution_options(loaded, request)?;
 
         let bar = progress::bar(options.progress, options.max_new_tokens as u64, "generating");
@@ -155,6 +158,7 @@ impl Lm {
                 "attribution on `forward` is for masked LMs; for a causal LM or an encoder-decoder use `ecco generate --attribution` (`Lm::generate`)"
             );
         }
+        check_not_empty(loaded, text)?;
         // Masked LMs read their special tokens (`[CLS] … [SEP]`), and T5 its `</s>`, as
         // `tokenizer(text)` gives them.
         let ids = loaded.tokenizer.encode(text, masked || seq2seq.is_some())?.ids;
@@ -175,9 +179,14 @@ impl Lm {
             // encoder's, `output_text` the decoder's text after its start token (as for
             // `generate`: special tokens skipped; empty without `decoder_text`).
             request.capture.layers.resolve(seq2seq_layers(model))?;
+            check_hooks(loaded, &request)?;
             let mut decoder_ids = vec![model.config.decoder_start_token_id];
             if let Some(decoder_text) = &options.decoder_text {
                 decoder_ids.extend(loaded.tokenizer.encode(decoder_text, false)?.ids);
+            }
+            if decoder_ids.len() > model.config.max_positions {
+                let (len, max) = (decoder_ids.len(), model.config.max_positions);
+                bail!("the decoder's input (its start token and --decoder-text) has {len} tokens but the model takes at most {max}");
             }
             let (tensors, activation_layers) = run_captures_seq2seq(loaded, &ids, &decoder_ids, &request)?;
             let mut all = ids.clone();
@@ -187,6 +196,7 @@ impl Lm {
             return finish(self, trace, tensors, activation_layers, &request);
         }
         request.capture.layers.resolve(self.info().n_layers)?;
+        check_hooks(loaded, &request)?;
         let attribution = attribution_options(loaded, &request)?;
         let (tensors, activation_layers) = run_captures(loaded, &ids, &request)?;
         let mut trace = new_trace(loaded, &ids, ids.len())?;
@@ -203,17 +213,33 @@ impl Lm {
     }
 }
 
+/// Refuses a text that gives no tokens of its own: the special tokens a masked LM or T5 adds
+/// (`[CLS] [SEP]`, `</s>`) are not a prompt.
+fn check_not_empty(loaded: &LoadedModel, text: &str) -> Result<()> {
+    if loaded.tokenizer.encode(text, false)?.ids.is_empty() {
+        return Err(ecco_models::Error::EmptyPrompt.into());
+    }
+    Ok(())
+}
+
 /// The attribution settings, with the foil token resolved.
 fn attribution_options(loaded: &LoadedModel, request: &Request<'_>) -> Result<AttributionOptions> {
-    if request.ig_steps == 0 {
-        bail!("the number of integrated-gradients steps (--ig-steps) must be at least 1");
-    }
+    ecco_attrib::check_ig_steps(request.ig_steps)?;
     let vocab = loaded.model.as_lm().info().vocab_size;
     let contrast_with = match request.contrast_with {
         Some(token) => Some(resolve_token(&loaded.tokenizer, token, vocab)?),
         None => None,
     };
     Ok(AttributionOptions { target: request.target, contrast_with, ig_steps: request.ig_steps, ..AttributionOptions::default() })
+}
+
+/// Refuses hook patterns that select nothing in the model, before any work.
+fn check_hooks(loaded: &LoadedModel, request: &Request<'_>) -> Result<()> {
+    let stacks = loaded.model.as_lm().hook_stacks();
+    for pattern in &request.capture.hooks {
+        pattern.resolve(&stacks)?;
+    }
+    Ok(())
 }
 
 /// One capture pass over `ids`: the tensors and the activation layers they hold.
@@ -240,7 +266,7 @@ fn capture_with(
     request: &Request<'_>,
 ) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
     let capture = &request.capture;
-    if !(capture.hidden_states || capture.activations || capture.attention) || ids.is_empty() {
+    if !capture.records_anything() || ids.is_empty() {
         return Ok((BTreeMap::new(), Vec::new()));
     }
     let spinner = progress::spinner(request.progress, "capturing");

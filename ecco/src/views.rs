@@ -59,7 +59,7 @@ pub fn predictions_view(
 /// The rankings view of `[layers][generated]` ranks.
 pub fn rankings_view(trace: &Trace, ranks: Vec<Vec<usize>>, lens: Lens) -> RankingsView {
     // An encoder-decoder's first generated token follows the decoder's start token.
-    let first = crate::output::first_generated(trace);
+    let first = trace.first_generated();
     let tokens = ecco_viz::TokensView::from_trace(trace);
     RankingsView {
         lens: lens_name(lens),
@@ -101,4 +101,31 @@ pub fn single_view_report(trace: &Trace, title: &str, fill: impl FnOnce(&mut Rep
     report.title = format!("{title}: {}", trace.model.name);
     fill(&mut report);
     Ok(report)
+}
+
+/// The faithfulness view of an evaluation: each method's mean curves and scores, then the
+/// random ranking's.
+pub fn evaluation_view(evaluation: &crate::Evaluation) -> ecco_viz::EvaluationView {
+    let row = |method: &str, random: bool, scores: &ecco_attrib::Scores, curves: &crate::evaluate::MeanCurves| ecco_viz::EvaluationRow {
+        method: method.to_owned(),
+        random,
+        deletion_auc: scores.deletion_auc,
+        insertion_auc: scores.insertion_auc,
+        comprehensiveness: scores.comprehensiveness,
+        sufficiency: scores.sufficiency,
+        deletion: curves.deletion.clone(),
+        insertion: curves.insertion.clone(),
+    };
+    let mut rows: Vec<ecco_viz::EvaluationRow> =
+        evaluation.methods.iter().map(|(name, m)| row(name, false, &m.scores, &m.mean_curves)).collect();
+    if let Some(m) = evaluation.methods.values().next() {
+        rows.push(row("random", true, &m.random_baseline.scores, &m.random_baseline.mean_curves));
+    }
+    let n = crate::evaluate::MEAN_GRID;
+    ecco_viz::EvaluationView {
+        baseline: evaluation.baseline.clone(),
+        n_predictions: evaluation.predictions.len(),
+        grid: (0..n).map(|i| i as f64 / (n - 1) as f64).collect(),
+        rows,
+    }
 }

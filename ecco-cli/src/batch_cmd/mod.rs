@@ -284,24 +284,15 @@ impl Shard {
                 Column::Str(self.skipped.iter().map(|(_, r)| bytes(&r.detail())).collect()),
             ],
         )?;
-        let mut staged = vec![
-            (out.join(DOCUMENTS).join(&name), crate::write::stage(&out.join(DOCUMENTS).join(&name), &documents)?),
-            (out.join(ATTRIBUTIONS).join(&name), crate::write::stage(&out.join(ATTRIBUTIONS).join(&name), &attributions)?),
-            (out.join(SKIPPED).join(&name), crate::write::stage(&out.join(SKIPPED).join(&name), &skipped)?),
-        ];
+        let mut outputs = crate::write::Outputs::default();
+        outputs.stage(&out.join(DOCUMENTS).join(&name), &documents)?;
+        outputs.stage(&out.join(ATTRIBUTIONS).join(&name), &attributions)?;
+        outputs.stage(&out.join(SKIPPED).join(&name), &skipped)?;
         if tensors {
             let path = out.join(TENSORS).join(format!("shard-{:05}.safetensors", self.index));
-            ecco_viz::check_replaceable(&path).with_context(|| format!("cannot write {}", path.display()))?;
-            let file = tempfile::Builder::new()
-                .prefix(&format!(".shard-{:05}.safetensors.tmp-", self.index))
-                .tempfile_in(out.join(TENSORS))
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            ecco_core::write_safetensors(file.path(), &self.tensors)?;
-            staged.push((path, file));
+            outputs.stage_with(&path, |tmp| Ok(ecco_core::write_safetensors(tmp, &self.tensors)?))?;
         }
-        for (path, file) in staged {
-            file.persist(&path).with_context(|| format!("cannot write {}", path.display()))?;
-        }
+        outputs.commit()?;
         Ok(entry)
     }
 }

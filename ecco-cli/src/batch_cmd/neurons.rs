@@ -194,13 +194,10 @@ pub fn write(out: &Path, tensors_dir: &Path, shards: &[ShardEntry], k: usize) ->
         bail!("--neuron-stats: the run's tensors hold no FFN activations");
     }
     let (table, top) = stats.tables()?;
-    let staged = [
-        (out.join(STATS_FILE), crate::write::stage(&out.join(STATS_FILE), &table)?),
-        (out.join(TOP_FILE), crate::write::stage(&out.join(TOP_FILE), &top)?),
-    ];
-    for (path, file) in staged {
-        file.persist(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    let mut outputs = crate::write::Outputs::default();
+    outputs.stage(&out.join(STATS_FILE), &table)?;
+    outputs.stage(&out.join(TOP_FILE), &top)?;
+    outputs.commit()?;
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! Bidirectional self-attention with its output projection and post-norm
-//! (`BertSelfAttention` with eager attention, `BertSelfOutput`).
+//! (`BertSelfAttention` with eager attention, `BertSelfOutput`), around the shared [`Attend`].
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::Tensor;
+use ecco_core::{BlockHooks, BlockSite};
 
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{Attend, LayerNorm, Linear, Role, split_heads};
 
 /// One layer's self-attention block.
 #[derive(Clone, Debug)]
@@ -18,31 +19,24 @@ pub struct Attention {
     pub output: Linear,
     /// `attention.output.LayerNorm`, applied to the residual sum.
     pub layer_norm: LayerNorm,
-    /// Number of heads.
-    pub n_heads: usize,
+    /// Heads, scaled by `1/sqrt(head_dim)`.
+    pub core: Attend,
 }
 
 impl Attention {
-    /// `LayerNorm(x + output(softmax(q k^T / sqrt(d) + mask) v))`; returns the weights too when
-    /// `want_weights`.
+    /// `LayerNorm(x + output(softmax(q k^T / sqrt(d) + mask) v))`, emitting `attn.q`, `attn.k`,
+    /// `attn.v`, `attn.pattern`, `attn.z`, `attn_out` (before the residual sum and its norm)
+    /// and `resid_mid` (after them).
     ///
     /// # Shapes
-    /// `x`: `[batch, seq, hidden]`; `mask`: additive, `[batch, 1, 1, seq]`; weights
-    /// `[batch, heads, seq, seq]`.
-    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>, want_weights: bool) -> (Tensor<3>, Option<Tensor<4>>) {
-        let [batch, seq, hidden] = x.dims();
-        let head_dim = hidden / self.n_heads;
-        let split = |t: Tensor<3>| t.reshape([batch, seq, self.n_heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x.clone()));
-        let mut scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
-        if let Some(mask) = mask {
-            scores = scores + mask.clone();
-        }
-        let weights = activation::softmax(scores, 3);
-        let context = weights.clone().matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
-        let out = self.layer_norm.forward(x + self.output.forward(context));
-        (out, want_weights.then_some(weights))
+    /// `x`: `[batch, seq, hidden]`; `mask`: additive, `[batch, 1, 1, seq]`.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>, hooks: &mut BlockHooks<'_>) -> Tensor<3> {
+        let heads = self.core.n_heads;
+        let q = split_heads(self.query.forward(x.clone()), heads, Some(BlockSite::AttnQ), hooks);
+        let k = split_heads(self.key.forward(x.clone()), heads, Some(BlockSite::AttnK), hooks);
+        let v = split_heads(self.value.forward(x.clone()), heads, Some(BlockSite::AttnV), hooks);
+        let (_, z) = self.core.attend(&q, &k, &v, mask, Role::SelfAttention, hooks);
+        let attn_out = hooks.emit(BlockSite::AttnOut, self.output.forward(z));
+        hooks.emit(BlockSite::ResidMid, self.layer_norm.forward(x + attn_out))
     }
 }

@@ -30,6 +30,11 @@ impl Embeddings {
     /// # Shapes
     /// `embeds`: `[batch, seq, hidden]`; `token_type_ids`: `[batch, seq]`.
     pub fn forward(&self, embeds: Tensor<3>, token_type_ids: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.layer_norm.forward(self.sum(embeds, token_type_ids))
+    }
+
+    /// The sum [`Embeddings::forward`] normalises: word embeddings, positions and token types.
+    pub fn sum(&self, embeds: Tensor<3>, token_type_ids: Option<Tensor<2, Int>>) -> Tensor<3> {
         let [_, seq, hidden] = embeds.dims();
         let start = self.position_offset;
         let pos = self.position_embeddings.clone().slice([start..start + seq, 0..hidden]);
@@ -40,6 +45,6 @@ impl Embeddings {
                 None => x + table.clone().slice([0..1, 0..hidden]).unsqueeze::<3>(),
             };
         }
-        self.layer_norm.forward(x)
+        x
     }
 }

@@ -2,46 +2,33 @@
 //! `BertIntermediate`, `BertOutput`).
 
 use burn::tensor::Tensor;
+use ecco_core::{BlockHooks, BlockSite};
 
-use crate::activation::Activation;
 use crate::bert::attention::Attention;
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{Ffn, LayerNorm};
 
 /// One encoder layer.
 #[derive(Clone, Debug)]
 pub struct Layer {
     /// Self-attention with its output projection and norm.
     pub attention: Attention,
-    /// `intermediate.dense`, `[hidden, intermediate]`.
-    pub intermediate: Linear,
-    /// The nonlinearity after `intermediate`.
-    pub act: Activation,
-    /// `output.dense`, `[intermediate, hidden]`; its input is what Ecco calls the activations.
-    pub output: Linear,
+    /// `intermediate.dense` (up), the nonlinearity, `output.dense` (down; its input is what
+    /// Ecco calls the activations).
+    pub ffn: Ffn,
     /// `output.LayerNorm`, applied to the residual sum.
     pub output_layer_norm: LayerNorm,
 }
 
-/// What a layer returns.
-#[derive(Debug)]
-pub struct LayerOutput {
-    /// `[batch, seq, hidden]`.
-    pub hidden: Tensor<3>,
-    /// Attention weights `[batch, heads, seq, seq]`, when asked for.
-    pub attention: Option<Tensor<4>>,
-    /// Input of `output.dense` (after the nonlinearity), `[batch, seq, intermediate]`, when asked for.
-    pub activations: Option<Tensor<3>>,
-}
-
 impl Layer {
-    /// Runs the layer.
+    /// Runs the layer, emitting its hook points (`resid_post` after the output norm).
     ///
     /// # Shapes
     /// `x`: `[batch, seq, hidden]`; `mask`: additive, `[batch, 1, 1, seq]`.
-    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>, want_attention: bool, want_activations: bool) -> LayerOutput {
-        let (x, attention) = self.attention.forward(x, mask, want_attention);
-        let acts = self.act.forward(self.intermediate.forward(x.clone()));
-        let hidden = self.output_layer_norm.forward(x + self.output.forward(acts.clone()));
-        LayerOutput { hidden, attention, activations: want_activations.then_some(acts) }
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>, hooks: &mut BlockHooks<'_>) -> Tensor<3> {
+        let x = hooks.emit(BlockSite::ResidPre, x);
+        let x = self.attention.forward(x, mask, hooks);
+        let out = self.ffn.forward(x.clone(), hooks);
+        let mlp_out = hooks.emit(BlockSite::MlpOut, out);
+        hooks.emit(BlockSite::ResidPost, self.output_layer_norm.forward(x + mlp_out))
     }
 }

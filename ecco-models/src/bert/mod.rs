@@ -6,6 +6,7 @@
 //! name table of each member).
 
 pub mod attention;
+pub mod backward;
 pub mod config;
 pub mod embeddings;
 pub mod layer;

@@ -1,17 +1,15 @@
 //! The BERT-family encoder with its optional masked-LM head; the core trait.
 
 use burn::tensor::{Device, Int, Tensor};
-use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInfo, ModelInputs, ModelOutput, StackCaptures};
+use ecco_core::{
+    CaptureSpec, HookPoint, Hooks, InputGradients, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput, Stack,
+};
 
 use crate::activation::Activation;
 use crate::bert::config::BertConfig;
 use crate::bert::embeddings::Embeddings;
 use crate::bert::layer::Layer;
-use crate::nn::{LayerNorm, Linear};
-
-/// Hidden keys get this added to their scores instead of `-inf`, so that gradients stay finite
-/// (`transformers` adds `finfo.min`; either way their softmax weight is exactly 0).
-const MASKED: f32 = -1e9;
+use crate::nn::{LayerNorm, Linear, padding_mask};
 
 /// The masked-LM head (`BertOnlyMLMHead`, `RobertaLMHead`, DistilBERT's `vocab_*`):
 /// dense, nonlinearity, layer norm, then the decoder tied to the word embeddings.
@@ -65,37 +63,38 @@ impl Bert {
         attention_mask: Option<Tensor<2>>,
         capture: &CaptureSpec,
     ) -> ecco_core::Result<ModelOutput> {
+        self.forward_with_hooks(embeds, token_type_ids, attention_mask, &mut Hooks::new(capture.clone()))
+    }
+
+    /// [`Bert::forward_with`], emitting every hook point into `hooks` (which records and edits).
+    /// BERT has no final norm: `final_norm` is the last layer's output, the MLM head's input.
+    ///
+    /// # Errors
+    /// As [`Bert::forward_with`], and a failing intervention.
+    pub fn forward_with_hooks(
+        &self,
+        embeds: Tensor<3>,
+        token_type_ids: Option<Tensor<2, Int>>,
+        attention_mask: Option<Tensor<2>>,
+        hooks: &mut Hooks,
+    ) -> ecco_core::Result<ModelOutput> {
         let [batch, seq, hidden] = embeds.dims();
         let max = self.config.max_positions();
         if seq > max {
             return Err(ecco_core::Error::SequenceTooLong { len: seq, max });
         }
-        // `get_extended_attention_mask`: (1 - mask) * min, broadcast over heads and queries.
-        let mask = attention_mask.map(|m| ((m.neg() + 1.0) * MASKED).reshape([batch, 1, 1, seq]));
-        let mut x = self.embeddings.forward(embeds, token_type_ids);
-        let mut captures = StackCaptures::default();
-        if capture.hidden_states {
-            captures.hidden_states.push(x.clone());
-        }
+        let mask = attention_mask.map(padding_mask);
+        let mut x = hooks.emit(HookPoint::embed(Stack::Main), self.embeddings.forward(embeds, token_type_ids));
         for (i, layer) in self.layer.iter().enumerate() {
-            let out = layer.forward(x, mask.as_ref(), capture.attention, capture.wants_activations(i));
-            x = out.hidden;
-            if let Some(a) = out.activations {
-                captures.activations.push((i, a));
-            }
-            if let Some(w) = out.attention {
-                captures.attention.push(w);
-            }
-            if capture.hidden_states {
-                captures.hidden_states.push(x.clone());
-            }
+            x = layer.forward(x, mask.as_ref(), &mut hooks.block(Stack::Main, i));
         }
-        let logits = match (capture.logits, &self.mlm_head) {
+        let x = hooks.emit(HookPoint::final_norm(Stack::Main), x);
+        let logits = match (hooks.logits(), &self.mlm_head) {
             (Logits::Skip, _) | (_, None) => None,
             (Logits::All, Some(_)) => self.project(x.clone()),
             (Logits::Last, Some(_)) => self.project(x.clone().slice([0..batch, seq - 1..seq, 0..hidden])),
         };
-        Ok(ModelOutput { logits, last_hidden: x, encoder: Some(captures), decoder: None, cross_attention: Vec::new() })
+        hooks.finish(ModelKind::Masked, logits, x)
     }
 
     /// The masked-LM head on hidden states; `None` without a head.
@@ -123,8 +122,8 @@ impl LanguageModel for Bert {
         burn::tensor::module::embedding(self.embeddings.word_embeddings.clone(), ids)
     }
 
-    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> ecco_core::Result<ModelOutput> {
-        self.forward_with(inputs.embeds, None, None, capture)
+    fn forward_hooked(&self, inputs: ModelInputs, hooks: &mut Hooks) -> ecco_core::Result<ModelOutput> {
+        self.forward_with_hooks(inputs.embeds, None, None, hooks)
     }
 
     /// BERT is post-norm: every layer's output is already normalised, so the lens has no norm to add.
@@ -134,5 +133,12 @@ impl LanguageModel for Bert {
 
     fn lm_head(&self, hidden: Tensor<3>) -> Option<Tensor<3>> {
         self.project(hidden)
+    }
+
+    fn input_gradients(&self, embeds: Tensor<3>) -> Option<ecco_core::Result<Box<dyn InputGradients + '_>>> {
+        if embeds.is_autodiff() || self.mlm_head.is_none() {
+            return None;
+        }
+        Some(self.tape(embeds).map(|t| Box::new(t) as Box<dyn InputGradients + '_>))
     }
 }

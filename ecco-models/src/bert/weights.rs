@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use ecco_core::{ModelInfo, ModelKind};
 
 use crate::activation::Activation;
@@ -27,7 +27,7 @@ use crate::bert::embeddings::Embeddings;
 use crate::bert::layer::Layer;
 use crate::bert::model::{Bert, MlmHead};
 use crate::error::Result;
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{Attend, Ffn, LayerNorm, Linear};
 use crate::weights::WeightSource;
 
 /// The checkpoint names of one member of the family.
@@ -147,18 +147,7 @@ pub fn names(variant: Variant) -> Names {
 }
 
 fn linear(src: &mut WeightSource, p: &str, d_in: usize, d_out: usize, device: &Device) -> Result<Linear> {
-    // `nn.Linear` stores `[out, in]`: transposed here, once.
-    let w = src.take_f32(&format!("{p}.weight"), &[d_out, d_in])?;
-    let mut t = vec![0f32; w.data.len()];
-    for o in 0..d_out {
-        for i in 0..d_in {
-            t[i * d_out + o] = w.data[o * d_in + i];
-        }
-    }
-    Ok(Linear {
-        weight: Tensor::from_data(TensorData::new(t, [d_in, d_out]), device),
-        bias: src.take(&format!("{p}.bias"), [d_out], device)?,
-    })
+    Linear::load_torch(src, p, d_in, d_out, true, device)
 }
 
 fn norm(src: &mut WeightSource, p: &str, h: usize, eps: f64, device: &Device) -> Result<LayerNorm> {
@@ -194,7 +183,9 @@ pub fn load_from(mut src: WeightSource, config: BertConfig, name: &str, device: 
         layer_norm: norm(&mut src, n.embeddings_norm, h, eps, device)?,
         position_offset: config.position_offset,
     };
-    let mut layers = Vec::with_capacity(config.n_layers);
+    // Not reserved from config.json's count: the checkpoint's tensors bound it (a missing block
+    // is an error), a number in a config file does not.
+    let mut layers = Vec::new();
     for i in 0..config.n_layers {
         let p = |part: &str| format!("{}.{i}.{part}", n.layers);
         layers.push(Layer {
@@ -204,11 +195,14 @@ pub fn load_from(mut src: WeightSource, config: BertConfig, name: &str, device: 
                 value: linear(&mut src, &p(n.qkv[2]), h, h, device)?,
                 output: linear(&mut src, &p(n.attention_output), h, h, device)?,
                 layer_norm: norm(&mut src, &p(n.attention_norm), h, eps, device)?,
-                n_heads: config.n_heads,
+                core: Attend::multi_head(config.n_heads, config.head_dim(), 1.0 / (config.head_dim() as f64).sqrt()),
             },
-            intermediate: linear(&mut src, &p(n.intermediate), h, inner, device)?,
-            act: config.activation,
-            output: linear(&mut src, &p(n.output), inner, h, device)?,
+            ffn: Ffn {
+                up: linear(&mut src, &p(n.intermediate), h, inner, device)?,
+                gate: None,
+                down: linear(&mut src, &p(n.output), inner, h, device)?,
+                act: config.activation,
+            },
             output_layer_norm: norm(&mut src, &p(n.output_norm), h, eps, device)?,
         });
     }

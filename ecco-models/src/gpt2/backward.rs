@@ -13,12 +13,17 @@
 //! `dx' = dy + ln_2ᵀ(W_fcᵀ (act'(u) * W_projᵀ dy))` and `dx = dx' + ln_1ᵀ(W_qkvᵀ dqkv)`, where
 //! `dqkv` is the softmax attention's backward pass: `dP = dC Vᵀ`, `dV = Pᵀ dC`,
 //! `dS = P * (dP - rowsum(dP * P)) * scale`, `dQ = dS K`, `dK = dSᵀ Q`.
+//!
+//! The same pass gives the gradient at any hook point on the way
+//! ([`InputGradients::hook_backward`]): each is one of the intermediate gradients above.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use ecco_core::InputGradients;
+use burn::tensor::Tensor;
+use ecco_core::{BlockSite, CaptureSpec, HookPoint, HookTensor, Hooks, InputGradients, Site, Stack};
 
 use crate::gpt2::block::Block;
-use crate::gpt2::model::{Gpt2, causal_mask};
+use crate::gpt2::model::Gpt2;
+use crate::nn::tape::Rows;
+use crate::nn::{causal_mask, merge_heads};
 
 /// What one block's backward pass reads from the forward pass, batch = input copies.
 #[derive(Clone, Debug)]
@@ -35,42 +40,6 @@ struct BlockTape {
     ln_2: (Tensor<3>, Tensor<3>),
     /// The FFN nonlinearity's derivative at `c_fc`'s output, `[copies, seq, inner]`.
     act_grad: Tensor<3>,
-}
-
-/// Which input copy each row of a backward pass reads.
-#[allow(clippy::large_enum_variant)] // one per backward pass, on the stack
-enum Copies {
-    /// One copy for every row: its tape is broadcast.
-    Shared(usize),
-    /// A copy per row, gathered.
-    PerRow(Tensor<1, Int>),
-}
-
-/// Which input copies a backward pass reads, and how many positions.
-struct Rows {
-    copies: Copies,
-    len: usize,
-}
-
-impl Rows {
-    fn new(copies: &[usize], len: usize, device: &Device) -> Self {
-        let copies = match copies {
-            [first, rest @ ..] if rest.iter().all(|c| c == first) => Copies::Shared(*first),
-            _ => {
-                let ids: Vec<i64> = copies.iter().map(|&c| c as i64).collect();
-                Copies::PerRow(Tensor::from_data(TensorData::new(ids, [copies.len()]), device))
-            }
-        };
-        Self { copies, len }
-    }
-
-    /// The rows' copies of `t` `[copies, ...]`: batch 1 when they share one.
-    fn pick<const D: usize>(&self, t: &Tensor<D>) -> Tensor<D> {
-        match &self.copies {
-            Copies::Shared(c) => t.clone().slice_dim(0, *c..*c + 1),
-            Copies::PerRow(ids) => t.clone().select(0, ids.clone()),
-        }
-    }
 }
 
 impl BlockTape {
@@ -118,8 +87,10 @@ impl Gpt2 {
         let mut x = embeds + self.wpe.clone().slice([0..seq, 0..hidden]).unsqueeze::<3>();
         let mask = (seq > 1).then(|| causal_mask(seq, 0, &x.device()));
         let mut blocks = Vec::with_capacity(self.h.len());
-        for block in &self.h {
-            let (y, tape) = forward(block, x, mask.as_ref());
+        // The tape records nothing: its hook points are emitted into a recorder that keeps none.
+        let mut hooks = Hooks::new(CaptureSpec::none());
+        for (i, block) in self.h.iter().enumerate() {
+            let (y, tape) = forward(block, x, mask.as_ref(), &mut hooks.block(Stack::Main, i));
             x = y;
             blocks.push(tape);
         }
@@ -130,10 +101,10 @@ impl Gpt2 {
 }
 
 /// One block's forward pass (as [`Block::forward`]), keeping its tape.
-fn forward(b: &Block, x: Tensor<3>, mask: Option<&Tensor<4>>) -> (Tensor<3>, BlockTape) {
+fn forward(b: &Block, x: Tensor<3>, mask: Option<&Tensor<4>>, hooks: &mut ecco_core::BlockHooks<'_>) -> (Tensor<3>, BlockTape) {
     let ln_1 = b.ln_1.standardise(x.clone());
-    let (q, k, v) = b.attn.heads(b.ln_1.affine(ln_1.0.clone()));
-    let (weights, attended) = b.attn.attend(&q, &k, &v, mask);
+    let (q, k, v) = b.attn.heads(b.ln_1.affine(ln_1.0.clone()), hooks);
+    let (weights, attended) = b.attn.attend(&q, &k, &v, mask, hooks);
     let x = x + attended;
     let ln_2 = b.ln_2.standardise(x.clone());
     let u = b.mlp.c_fc.forward(b.ln_2.affine(ln_2.0.clone()));
@@ -142,33 +113,87 @@ fn forward(b: &Block, x: Tensor<3>, mask: Option<&Tensor<4>>) -> (Tensor<3>, Blo
     (y, BlockTape { ln_1, q, k, v, weights, ln_2, act_grad })
 }
 
-/// `dy @ wᵀ`: the gradient with respect to the input of `x @ w` (`w` `[in, out]`).
-fn linear_back(dy: Tensor<3>, w: &Tensor<2>) -> Tensor<3> {
-    let [n, len, d_out] = dy.dims();
-    let d_in = w.dims()[0];
-    dy.reshape([n * len, d_out]).matmul(w.clone().transpose()).reshape([n, len, d_in])
-}
+/// Receives the gradient at a block's hook points during a backward pass.
+type Record<'r> = Option<&'r mut dyn FnMut(BlockSite, HookTensor)>;
 
 /// One block's backward pass: `dy` `[rows, len, hidden]` to the gradient of its input, with `t`
-/// the tape of the rows' input copies, first `len` positions (batch 1 is broadcast).
-fn backward(b: &Block, t: &BlockTape, dy: Tensor<3>) -> Tensor<3> {
+/// the tape of the rows' input copies, first `len` positions (batch 1 is broadcast). Hands the
+/// gradient at each of the block's hook points to `record` when there is one (`resid_pre` is
+/// the returned value).
+fn backward(b: &Block, t: &BlockTape, dy: Tensor<3>, mut record: Record<'_>) -> Tensor<3> {
     let [n, len, hidden] = dy.dims();
-    let heads = b.attn.n_head;
-    let head_dim = hidden / heads;
+    let heads = b.attn.core.n_heads;
+    let mut put = |site: BlockSite, grad: &dyn Fn() -> HookTensor| {
+        if let Some(r) = record.as_mut() {
+            r(site, grad());
+        }
+    };
+    put(BlockSite::ResidPost, &|| HookTensor::Rank3(dy.clone()));
+    put(BlockSite::MlpOut, &|| HookTensor::Rank3(dy.clone()));
     // MLP and its residual.
-    let du = linear_back(dy.clone(), &b.mlp.c_proj.weight) * t.act_grad.clone();
-    let dx = dy + b.ln_2.backward(linear_back(du, &b.mlp.c_fc.weight), &t.ln_2.0, &t.ln_2.1);
+    let dpost = b.mlp.c_proj.backward(dy.clone());
+    put(BlockSite::MlpPost, &|| HookTensor::Rank3(dpost.clone()));
+    let du = dpost * t.act_grad.clone();
+    let dx = dy + b.ln_2.backward(b.mlp.c_fc.backward(du), &t.ln_2.0, &t.ln_2.1);
+    put(BlockSite::ResidMid, &|| HookTensor::Rank3(dx.clone()));
+    put(BlockSite::AttnOut, &|| HookTensor::Rank3(dx.clone()));
     // Attention and its residual.
-    let dc = linear_back(dx.clone(), &b.attn.c_proj.weight).reshape([n, len, heads, head_dim]).swap_dims(1, 2);
-    let dp = dc.clone().matmul(t.v.clone().swap_dims(2, 3));
-    let dv = t.weights.clone().swap_dims(2, 3).matmul(dc);
-    let rowsum = (dp.clone() * t.weights.clone()).sum_dim(3);
-    let ds = t.weights.clone() * (dp - rowsum) * b.attn.scale;
-    let dq = ds.clone().matmul(t.k.clone());
-    let dk = ds.swap_dims(2, 3).matmul(t.q.clone());
-    let merge = |d: Tensor<4>| d.swap_dims(1, 2).reshape([n, len, hidden]);
-    let dqkv = Tensor::cat(vec![merge(dq), merge(dk), merge(dv)], 2);
-    dx + b.ln_1.backward(linear_back(dqkv, &b.attn.c_attn.weight), &t.ln_1.0, &t.ln_1.1)
+    let dz = b.attn.c_proj.backward(dx.clone());
+    put(BlockSite::AttnZ, &|| HookTensor::Rank4(dz.clone().reshape([n, len, heads, hidden / heads])));
+    let (dq, dk, dv, dp) = b.attn.core.backward(dz, &t.q, &t.k, &t.v, &t.weights);
+    put(BlockSite::AttnPattern, &|| HookTensor::Rank4(dp.clone()));
+    for (site, d) in [(BlockSite::AttnQ, &dq), (BlockSite::AttnK, &dk), (BlockSite::AttnV, &dv)] {
+        put(site, &|| HookTensor::Rank4(d.clone().swap_dims(1, 2)));
+    }
+    let dqkv = Tensor::cat(vec![merge_heads(dq), merge_heads(dk), merge_heads(dv)], 2);
+    let dx = dx + b.ln_1.backward(b.attn.c_attn.backward(dqkv), &t.ln_1.0, &t.ln_1.1);
+    put(BlockSite::ResidPre, &|| HookTensor::Rank3(dx.clone()));
+    dx
+}
+
+impl Tape<'_> {
+    /// [`InputGradients::hook_backward`]: the backward pass of [`InputGradients::backward`]
+    /// over the whole sequence, keeping the gradients at `points` on the way.
+    fn hook_gradients(&self, copy: usize, cotangent: Tensor<3>, points: &[HookPoint]) -> ecco_core::Result<Vec<(HookPoint, HookTensor)>> {
+        let [n_copies, seq, hidden] = self.last_hidden.dims();
+        let dims = cotangent.dims();
+        if copy >= n_copies || dims != [1, seq, hidden] {
+            return Err(ecco_core::Error::ShapeMismatch {
+                name: format!("cotangent of input copy {copy} (of {n_copies})"),
+                expected: vec![1, seq, hidden],
+                found: dims.to_vec(),
+            });
+        }
+        let mut found: Vec<(HookPoint, HookTensor)> = Vec::new();
+        let wanted = |p: &HookPoint| points.contains(p);
+        let final_norm = HookPoint::final_norm(Stack::Main);
+        if wanted(&final_norm) {
+            found.push((final_norm, HookTensor::Rank3(cotangent.clone())));
+        }
+        let picked = Rows::new(&[copy], seq, &cotangent.device());
+        let ln_f = |t: &Tensor<3>| picked.pick(t);
+        let mut d = self.model.ln_f.backward(cotangent, &ln_f(&self.ln_f.0), &ln_f(&self.ln_f.1));
+        for (i, (block, tape)) in self.model.h.iter().zip(&self.blocks).enumerate().rev() {
+            let mut record = |site: BlockSite, grad: HookTensor| {
+                let point = HookPoint::block(Stack::Main, i, site);
+                if wanted(&point) {
+                    found.push((point, grad));
+                }
+            };
+            let wants_block = points.iter().any(|p| p.stack == Stack::Main && matches!(p.site, Site::Block(b, _) if b == i));
+            d = backward(
+                block,
+                &tape.rows(&picked),
+                d,
+                if wants_block { Some(&mut record as &mut dyn FnMut(BlockSite, HookTensor)) } else { None },
+            );
+        }
+        let embed = HookPoint::embed(Stack::Main);
+        if wanted(&embed) {
+            found.push((embed, HookTensor::Rank3(d)));
+        }
+        Ok(found)
+    }
 }
 
 impl InputGradients for Tape<'_> {
@@ -191,9 +216,18 @@ impl InputGradients for Tape<'_> {
         let ln_f = |t: &Tensor<3>| picked.pick(t).slice_dim(1, 0..len);
         let mut d = self.model.ln_f.backward(cotangents, &ln_f(&self.ln_f.0), &ln_f(&self.ln_f.1));
         for (block, tape) in self.model.h.iter().zip(&self.blocks).rev() {
-            d = backward(block, &tape.rows(&picked), d);
+            d = backward(block, &tape.rows(&picked), d, None);
         }
         Ok(d)
+    }
+
+    fn hook_backward(
+        &self,
+        copy: usize,
+        cotangent: Tensor<3>,
+        points: &[HookPoint],
+    ) -> Option<ecco_core::Result<Vec<(HookPoint, HookTensor)>>> {
+        Some(self.hook_gradients(copy, cotangent, points))
     }
 
     fn head_backward(&self, dlogits: Tensor<3>) -> ecco_core::Result<Tensor<3>> {

@@ -1,18 +1,19 @@
 //! One GPT-2 block: pre-norm attention and MLP with residuals (`GPT2Block`, `GPT2MLP`).
 
 use burn::tensor::Tensor;
+use ecco_core::{BlockHooks, BlockSite};
 
 use crate::activation::Activation;
 use crate::gpt2::attention::Attention;
-use crate::nn::{Conv1D, LayerNorm};
+use crate::nn::{LayerNorm, Linear, ffn};
 
 /// The feed-forward network of a block.
 #[derive(Clone, Debug)]
 pub struct Mlp {
-    /// `[hidden, inner]`.
-    pub c_fc: Conv1D,
-    /// `[inner, hidden]`; its input is what Ecco calls the block's activations.
-    pub c_proj: Conv1D,
+    /// `[hidden, inner]` (`Conv1D`).
+    pub c_fc: Linear,
+    /// `[inner, hidden]` (`Conv1D`); its input is what Ecco calls the block's activations.
+    pub c_proj: Linear,
     /// The nonlinearity between them.
     pub act: Activation,
 }
@@ -30,21 +31,9 @@ pub struct Block {
     pub mlp: Mlp,
 }
 
-/// What a block returns.
-#[derive(Debug)]
-pub struct BlockOutput {
-    /// `[batch, seq, hidden]`.
-    pub hidden: Tensor<3>,
-    /// Attention weights, when asked for.
-    pub attention: Option<Tensor<4>>,
-    /// Input of `mlp.c_proj` (after the nonlinearity), `[batch, seq, inner]`, when asked for.
-    pub activations: Option<Tensor<3>>,
-    /// Keys and values for the cache.
-    pub kv: (Tensor<4>, Tensor<4>),
-}
-
 impl Block {
-    /// Runs the block.
+    /// Runs the block, emitting its hook points; returns its output and the keys and values
+    /// for the cache.
     ///
     /// # Shapes
     /// `x`: `[batch, seq, hidden]`; `mask`: `[1, 1, seq, past + seq]`.
@@ -53,13 +42,15 @@ impl Block {
         x: Tensor<3>,
         past: Option<(Tensor<4>, Tensor<4>)>,
         mask: Option<&Tensor<4>>,
-        want_attention: bool,
-        want_activations: bool,
-    ) -> BlockOutput {
-        let attn = self.attn.forward(self.ln_1.forward(x.clone()), past, mask, want_attention);
-        let x = x + attn.output;
-        let acts = self.mlp.act.forward(self.mlp.c_fc.forward(self.ln_2.forward(x.clone())));
-        let hidden = x + self.mlp.c_proj.forward(acts.clone());
-        BlockOutput { hidden, attention: attn.weights, activations: want_activations.then_some(acts), kv: attn.kv }
+        hooks: &mut BlockHooks<'_>,
+    ) -> (Tensor<3>, (Tensor<4>, Tensor<4>)) {
+        let x = hooks.emit(BlockSite::ResidPre, x);
+        let attn = self.attn.forward(self.ln_1.forward(x.clone()), past, mask, hooks);
+        let attn_out = hooks.emit(BlockSite::AttnOut, attn.output);
+        let x = hooks.emit(BlockSite::ResidMid, x + attn_out);
+        let mlp = &self.mlp;
+        let out = ffn::forward(&mlp.c_fc, None, &mlp.c_proj, mlp.act, self.ln_2.forward(x.clone()), hooks);
+        let mlp_out = hooks.emit(BlockSite::MlpOut, out);
+        (hooks.emit(BlockSite::ResidPost, x + mlp_out), attn.kv)
     }
 }

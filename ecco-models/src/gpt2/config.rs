@@ -133,7 +133,10 @@ impl TryFrom<Gpt2ConfigFile> for Gpt2Config {
             n_embd: f.n_embd,
             n_layer: f.n_layer,
             n_head: f.n_head,
-            n_inner: f.n_inner.unwrap_or(4 * f.n_embd),
+            n_inner: match f.n_inner {
+                Some(n) => n,
+                None => f.n_embd.checked_mul(4).ok_or("n_embd is too large")?,
+            },
             activation,
             layer_norm_epsilon: f.layer_norm_epsilon,
             scale_attn_weights: f.scale_attn_weights,

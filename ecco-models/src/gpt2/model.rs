@@ -2,16 +2,13 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ecco_core::{
-    CaptureSpec, CausalLm, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelOutput, StackCaptures,
+    CausalLm, HookPoint, Hooks, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput, Stack,
 };
 
 use crate::gpt2::block::Block;
 use crate::gpt2::config::Gpt2Config;
 use crate::host::HostMatrix;
-use crate::nn::LayerNorm;
-
-/// Masked scores get this instead of `-inf`, so that gradients stay finite.
-const MASKED: f32 = -1e9;
+use crate::nn::{LayerNorm, causal_mask};
 
 /// GPT-2 (`GPT2LMHeadModel`), its weights on one device.
 #[derive(Clone, Debug)]
@@ -38,54 +35,38 @@ pub struct Gpt2 {
 }
 
 impl Gpt2 {
-    /// Embeddings plus positions from `past_len` on, then every block.
+    /// Embeddings plus positions from `past_len` on, every block, the final norm, emitting
+    /// every hook point into `hooks`; the output after `ln_f` and the `logits` asked for.
     ///
-    /// Returns the output and the keys/values of every block when `keep_kv`.
+    /// Returns the keys/values of every block too when `keep_kv`.
     fn run(
         &self,
         embeds: Tensor<3>,
         past: Option<KvCache>,
-        capture: &CaptureSpec,
+        hooks: &mut Hooks,
+        logits: Logits,
         keep_kv: bool,
-    ) -> ecco_core::Result<(ModelOutput, Option<KvCache>)> {
+    ) -> ecco_core::Result<(Tensor<3>, Option<Tensor<3>>, Option<KvCache>)> {
         let [_, seq, hidden] = embeds.dims();
         let past_len = past.as_ref().map_or(0, KvCache::len);
         if past_len + seq > self.config.n_positions {
             return Err(ecco_core::Error::SequenceTooLong { len: past_len + seq, max: self.config.n_positions });
         }
         let pos = self.wpe.clone().slice([past_len..past_len + seq, 0..hidden]);
-        let mut x = embeds + pos.unsqueeze::<3>();
+        let mut x = hooks.emit(HookPoint::embed(Stack::Main), embeds + pos.unsqueeze::<3>());
         let mask = (seq > 1).then(|| causal_mask(seq, past_len, &x.device()));
         let mut past_layers = past.map(|c| c.layers.into_iter());
-        let mut captures = StackCaptures::default();
         let mut new_cache = Vec::new();
-        if capture.hidden_states {
-            captures.hidden_states.push(x.clone());
-        }
-        let n_layer = self.h.len();
         for (i, block) in self.h.iter().enumerate() {
             let layer_past = past_layers.as_mut().and_then(Iterator::next);
-            let out = block.forward(x, layer_past, mask.as_ref(), capture.attention, capture.wants_activations(i));
-            x = out.hidden;
-            if let Some(a) = out.activations {
-                captures.activations.push((i, a));
-            }
-            if let Some(w) = out.attention {
-                captures.attention.push(w);
-            }
+            let (y, kv) = block.forward(x, layer_past, mask.as_ref(), &mut hooks.block(Stack::Main, i));
+            x = y;
             if keep_kv {
-                new_cache.push(out.kv);
-            }
-            // Hugging Face records the last block's output after the final norm instead.
-            if capture.hidden_states && i + 1 < n_layer {
-                captures.hidden_states.push(x.clone());
+                new_cache.push(kv);
             }
         }
-        let x = self.ln_f.forward(x);
-        if capture.hidden_states {
-            captures.hidden_states.push(x.clone());
-        }
-        let logits = match capture.logits {
+        let x = hooks.emit(HookPoint::final_norm(Stack::Main), self.ln_f.forward(x));
+        let logits = match logits {
             Logits::All => Some(self.project(x.clone())),
             Logits::Last => {
                 let batch = x.dims()[0];
@@ -93,8 +74,7 @@ impl Gpt2 {
             }
             Logits::Skip => None,
         };
-        let output = ModelOutput { logits, last_hidden: x, encoder: None, decoder: Some(captures), cross_attention: Vec::new() };
-        Ok((output, keep_kv.then_some(KvCache { layers: new_cache })))
+        Ok((x, logits, keep_kv.then_some(KvCache { layers: new_cache })))
     }
 
     /// The LM head on already-normed hidden states.
@@ -107,13 +87,6 @@ impl Gpt2 {
             .unwrap_or_else(|| crate::nn::matmul_few_rows(x, head, true))
             .reshape([batch, seq, vocab])
     }
-}
-
-/// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
-pub(crate) fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
-    let keys = past + seq;
-    let data: Vec<f32> = (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
-    Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
 }
 
 impl LanguageModel for Gpt2 {
@@ -129,8 +102,10 @@ impl LanguageModel for Gpt2 {
         burn::tensor::module::embedding(self.wte.clone(), ids)
     }
 
-    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> ecco_core::Result<ModelOutput> {
-        self.run(inputs.embeds, None, capture, false).map(|(out, _)| out)
+    fn forward_hooked(&self, inputs: ModelInputs, hooks: &mut Hooks) -> ecco_core::Result<ModelOutput> {
+        let logits = hooks.logits();
+        let (last_hidden, logits, _) = self.run(inputs.embeds, None, hooks, logits, false)?;
+        hooks.finish(ModelKind::Causal, logits, last_hidden)
     }
 
     fn final_norm(&self, hidden: Tensor<3>) -> Tensor<3> {
@@ -150,14 +125,14 @@ impl LanguageModel for Gpt2 {
 }
 
 impl CausalLm for Gpt2 {
-    fn decode_step(&self, ids: &[u32], cache: KvCache) -> ecco_core::Result<(Tensor<1>, KvCache)> {
+    fn decode_step_hooked(&self, ids: &[u32], cache: KvCache, hooks: &mut Hooks) -> ecco_core::Result<(Tensor<1>, KvCache)> {
         let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
         let n = ids.len();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
-        let capture = CaptureSpec::none().with_logits(Logits::Last);
-        let (out, cache) = self.run(self.embed(ids), Some(cache), &capture, true)?;
+        let (_, logits, cache) = self.run(self.embed(ids), Some(cache), hooks, Logits::Last, true)?;
+        hooks.check()?;
         let vocab = self.info.vocab_size;
-        let logits = out.logits.map(|l| l.reshape([vocab]));
+        let logits = logits.map(|l| l.reshape([vocab]));
         match (logits, cache) {
             (Some(l), Some(c)) => Ok((l, c)),
             _ => unreachable!("run() returns logits and a cache when asked for both"),

@@ -13,7 +13,7 @@ use crate::gpt2::block::{Block, Mlp};
 use crate::gpt2::config::Gpt2Config;
 use crate::gpt2::model::Gpt2;
 use crate::host::HostMatrix;
-use crate::nn::{Conv1D, LayerNorm};
+use crate::nn::{Attend, LayerNorm, Linear};
 use crate::weights::WeightSource;
 
 /// Buffers some GPT-2 checkpoints carry that hold no weights: the causal-mask `attn.bias` and
@@ -46,13 +46,16 @@ pub fn load_from(mut src: WeightSource, config: Gpt2Config, name: &str, device: 
     // On the CPU, one-row products read the mapped weights in place (`crate::host`).
     let cpu = crate::device::is_cpu(device);
     let host = |bytes: Option<bytes::Bytes>, rows: usize, cols: usize| bytes.filter(|_| cpu).and_then(|b| HostMatrix::new(b, rows, cols));
-    let conv = |src: &mut WeightSource, p: &str, d_in: usize, d_out: usize| -> Result<Conv1D> {
+    // `Conv1D` stores its weight `[in, out]`, as `Linear` does.
+    let conv = |src: &mut WeightSource, p: &str, d_in: usize, d_out: usize| -> Result<Linear> {
         let (weight, shared) = src.take_shared(&format!("{p}.weight"), [d_in, d_out], device)?;
-        Ok(Conv1D { weight, bias: src.take(&format!("{p}.bias"), [d_out], device)?, host: host(shared, d_in, d_out) })
+        Ok(Linear { weight, bias: Some(src.take(&format!("{p}.bias"), [d_out], device)?), host: host(shared, d_in, d_out) })
     };
     let (wte, wte_shared) = src.take_shared("wte.weight", [vocab, h], device)?;
     let wpe = src.take("wpe.weight", [config.n_positions, h], device)?;
-    let mut blocks = Vec::with_capacity(config.n_layer);
+    // Not reserved from config.json's count: the checkpoint's tensors bound it (a missing block
+    // is an error), a number in a config file does not.
+    let mut blocks = Vec::new();
     for i in 0..config.n_layer {
         let p = format!("h.{i}");
         let mut scale = if config.scale_attn_weights { 1.0 / (config.head_dim() as f64).sqrt() } else { 1.0 };
@@ -64,8 +67,7 @@ pub fn load_from(mut src: WeightSource, config: Gpt2Config, name: &str, device: 
             attn: Attention {
                 c_attn: conv(&mut src, &format!("{p}.attn.c_attn"), h, 3 * h)?,
                 c_proj: conv(&mut src, &format!("{p}.attn.c_proj"), h, h)?,
-                n_head: config.n_head,
-                scale,
+                core: Attend::multi_head(config.n_head, config.head_dim(), scale),
             },
             ln_2: ln(&mut src, &format!("{p}.ln_2"))?,
             mlp: Mlp {

@@ -1,19 +1,10 @@
 //! `T5Attention`: self-attention (encoder, decoder) and cross-attention, no `1/sqrt(d)` scaling,
 //! with the relative-position bias of the first block shared by the others.
 
-use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ecco_core::{BlockHooks, BlockSite};
 
-use crate::nn::matmul_few_rows;
-
-/// `x @ wᵀ` for a bias-free `nn.Linear` stored as in the checkpoint, `[out, in]`.
-///
-/// # Shapes
-/// `x`: `[batch, seq, in]` to `[batch, seq, out]`.
-pub fn linear(x: Tensor<3>, w: &Tensor<2>) -> Tensor<3> {
-    let [batch, seq, d_in] = x.dims();
-    let d_out = w.dims()[0];
-    matmul_few_rows(x.reshape([batch * seq, d_in]), w, true).reshape([batch, seq, d_out])
-}
+use crate::nn::{Attend, Linear, Role, split_heads};
 
 /// `T5Attention._relative_position_bucket`: the bucket of `relative_position` (key position
 /// minus query position).
@@ -69,58 +60,62 @@ pub fn position_bias(
     table.clone().select(0, index).reshape([query_len, key_len, heads]).permute([2, 0, 1]).unsqueeze::<4>()
 }
 
-/// One attention module (`SelfAttention` or `EncDecAttention`).
+/// One attention module (`SelfAttention` or `EncDecAttention`): bias-free projections around the
+/// shared [`Attend`], unscaled (T5 folds the scaling into its initialisation).
 #[derive(Clone, Debug)]
 pub struct Attention {
-    /// `q`, `[inner, d_model]`.
-    pub q: Tensor<2>,
-    /// `k`, `[inner, d_model]`.
-    pub k: Tensor<2>,
-    /// `v`, `[inner, d_model]`.
-    pub v: Tensor<2>,
-    /// `o`, `[d_model, inner]`.
-    pub o: Tensor<2>,
-    /// Number of heads.
-    pub n_heads: usize,
-    /// Width of one head.
-    pub d_kv: usize,
+    /// `q`, `[d_model, inner]`.
+    pub q: Linear,
+    /// `k`, `[d_model, inner]`.
+    pub k: Linear,
+    /// `v`, `[d_model, inner]`.
+    pub v: Linear,
+    /// `o`, `[inner, d_model]`.
+    pub o: Linear,
+    /// Heads of `d_kv`, scale 1.
+    pub core: Attend,
 }
 
 impl Attention {
-    /// `[batch, seq, inner]` to `[batch, heads, seq, d_kv]`.
-    fn split(&self, t: Tensor<3>) -> Tensor<4> {
-        let [batch, seq, _] = t.dims();
-        t.reshape([batch, seq, self.n_heads, self.d_kv]).swap_dims(1, 2)
-    }
-
-    /// Keys and values of `source`, `[batch, heads, seq, d_kv]` each.
+    /// Keys and values of `source`, `[batch, heads, seq, d_kv]` each (cross-attention's, computed
+    /// once per encoder output, emit nothing).
     pub fn keys_values(&self, source: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
-        (self.split(linear(source.clone(), &self.k)), self.split(linear(source, &self.v)))
+        let [batch, seq, _] = source.dims();
+        let (heads, d) = (self.core.n_heads, self.core.head_dim);
+        let split = |t: Tensor<3>| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
+        (split(self.k.forward(source.clone())), split(self.v.forward(source)))
     }
 
-    /// `o(softmax(q kᵀ + bias) v)` for queries from `x`; returns the softmaxed weights too when
-    /// `want_weights`.
+    /// Self-attention's keys and values of `source` as [`Attention::keys_values`], emitted as
+    /// `attn.k` and `attn.v`.
+    pub fn self_keys_values(&self, source: Tensor<3>, hooks: &mut BlockHooks<'_>) -> (Tensor<4>, Tensor<4>) {
+        let heads = self.core.n_heads;
+        let k = split_heads(self.k.forward(source.clone()), heads, Some(BlockSite::AttnK), hooks);
+        (k, split_heads(self.v.forward(source), heads, Some(BlockSite::AttnV), hooks))
+    }
+
+    /// The queries of `x`, `[batch, heads, seq, d_kv]` (emitted as `attn.q` by self-attention).
+    pub fn queries(&self, x: Tensor<3>, role: Role, hooks: &mut BlockHooks<'_>) -> Tensor<4> {
+        let site = (role == Role::SelfAttention).then_some(BlockSite::AttnQ);
+        split_heads(self.q.forward(x), self.core.n_heads, site, hooks)
+    }
+
+    /// `o(softmax(q kᵀ + bias) v)`, emitting what `role` says.
     ///
     /// # Shapes
-    /// `x`: `[batch, seq, d_model]`; `k`, `v`: `[batch, heads, keys, d_kv]`; `bias`
-    /// (position bias plus mask): `[1, heads, seq, keys]`; weights `[batch, heads, seq, keys]`.
+    /// `q`: `[batch, heads, seq, d_kv]`; `k`, `v`: `[batch, heads, keys, d_kv]`; `bias`
+    /// (position bias plus mask): `[1, heads, seq, keys]`; output `[batch, seq, d_model]`.
     pub fn attend(
         &self,
-        x: Tensor<3>,
+        q: Tensor<4>,
         k: Tensor<4>,
         v: Tensor<4>,
         bias: Option<&Tensor<4>>,
-        want_weights: bool,
-    ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let [batch, seq, _] = x.dims();
-        let q = self.split(linear(x, &self.q));
-        let mut scores = q.matmul(k.swap_dims(2, 3));
-        if let Some(bias) = bias {
-            scores = scores + bias.clone();
-        }
-        let weights = activation::softmax(scores, 3);
-        let context = weights.clone().matmul(v).swap_dims(1, 2).reshape([batch, seq, self.n_heads * self.d_kv]);
-        (linear(context, &self.o), want_weights.then_some(weights))
+        role: Role,
+        hooks: &mut BlockHooks<'_>,
+    ) -> Tensor<3> {
+        let (_, z) = self.core.attend(&q, &k, &v, bias, role, hooks);
+        self.o.forward(z)
     }
 }
 

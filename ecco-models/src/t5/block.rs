@@ -2,10 +2,10 @@
 //! FFN, each added to the residual stream.
 
 use burn::tensor::Tensor;
+use ecco_core::{BlockHooks, BlockSite};
 
+use crate::nn::{Ffn, RmsNorm, Role};
 use crate::t5::attention::Attention;
-use crate::t5::ffn::Ffn;
-use crate::t5::norm::RmsNorm;
 
 /// A decoder block's cross-attention (`layer.1`).
 #[derive(Clone, Debug)]
@@ -27,23 +27,9 @@ pub struct Block {
     pub cross: Option<CrossAttention>,
     /// `layer.{1|2}.layer_norm`.
     pub ff_norm: RmsNorm,
-    /// `layer.{1|2}.DenseReluDense`.
+    /// `layer.{1|2}.DenseReluDense`: `wi` (up) or `wi_0` (gate) and `wi_1` (up), then `wo`
+    /// (down); `T5DenseActDense` or `T5DenseGatedActDense`.
     pub ffn: Ffn,
-}
-
-/// What a block returns.
-#[derive(Debug)]
-pub struct BlockOutput {
-    /// `[batch, seq, d_model]`.
-    pub hidden: Tensor<3>,
-    /// Self-attention weights `[batch, heads, seq, keys]`, when asked for.
-    pub attention: Option<Tensor<4>>,
-    /// Cross-attention weights `[batch, heads, seq, encoder_seq]`, when asked for.
-    pub cross_attention: Option<Tensor<4>>,
-    /// Input of `DenseReluDense.wo`, `[batch, seq, d_ff]`, when asked for.
-    pub activations: Option<Tensor<3>>,
-    /// Self-attention keys and values including the past, for the cache.
-    pub kv: (Tensor<4>, Tensor<4>),
 }
 
 /// Inputs of a block beyond the hidden states.
@@ -55,32 +41,32 @@ pub struct BlockInputs<'a> {
     pub bias: &'a Tensor<4>,
     /// Cross-attention keys and values of the encoder output (decoder blocks).
     pub cross_kv: Option<(Tensor<4>, Tensor<4>)>,
-    /// Record attention weights.
-    pub want_attention: bool,
-    /// Record the FFN activations.
-    pub want_activations: bool,
 }
 
 impl Block {
-    /// Runs the block on `x`, `[batch, seq, d_model]`.
-    pub fn forward(&self, x: Tensor<3>, inputs: BlockInputs<'_>) -> BlockOutput {
+    /// Runs the block on `x`, `[batch, seq, d_model]`, emitting its hook points (a decoder
+    /// block's `resid_mid` after cross-attention, the FFN's input); returns its output and the
+    /// self-attention keys and values including the past, for the cache.
+    pub fn forward(&self, x: Tensor<3>, inputs: BlockInputs<'_>, hooks: &mut BlockHooks<'_>) -> (Tensor<3>, (Tensor<4>, Tensor<4>)) {
+        let x = hooks.emit(BlockSite::ResidPre, x);
         let normed = self.self_norm.forward(x.clone());
-        let (mut k, mut v) = self.self_attention.keys_values(normed.clone());
+        let q = self.self_attention.queries(normed.clone(), Role::SelfAttention, hooks);
+        let (mut k, mut v) = self.self_attention.self_keys_values(normed, hooks);
         if let Some((past_k, past_v)) = inputs.past {
             k = Tensor::cat(vec![past_k, k], 2);
             v = Tensor::cat(vec![past_v, v], 2);
         }
-        let (out, attention) = self.self_attention.attend(normed, k.clone(), v.clone(), Some(inputs.bias), inputs.want_attention);
-        let mut x = x + out;
-        let mut cross_attention = None;
+        let out = self.self_attention.attend(q, k.clone(), v.clone(), Some(inputs.bias), Role::SelfAttention, hooks);
+        let mut x = x + hooks.emit(BlockSite::AttnOut, out);
         if let (Some(cross), Some((ck, cv))) = (&self.cross, inputs.cross_kv) {
             // Cross-attention has no position bias (zeros) and, unpadded, no mask.
-            let (out, w) = cross.attention.attend(cross.layer_norm.forward(x.clone()), ck, cv, None, inputs.want_attention);
+            let q = cross.attention.queries(cross.layer_norm.forward(x.clone()), Role::Cross, hooks);
+            let out = cross.attention.attend(q, ck, cv, None, Role::Cross, hooks);
             x = x + out;
-            cross_attention = w;
         }
-        let acts = self.ffn.inner(self.ff_norm.forward(x.clone()));
-        let hidden = x + self.ffn.output(acts.clone());
-        BlockOutput { hidden, attention, cross_attention, activations: inputs.want_activations.then_some(acts), kv: (k, v) }
+        let x = hooks.emit(BlockSite::ResidMid, x);
+        let out = self.ffn.forward(self.ff_norm.forward(x.clone()), hooks);
+        let mlp_out = hooks.emit(BlockSite::MlpOut, out);
+        (hooks.emit(BlockSite::ResidPost, x + mlp_out), (k, v))
     }
 }

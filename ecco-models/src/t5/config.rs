@@ -57,7 +57,16 @@ pub struct T5ConfigFile {
     /// End-of-sequence id (T5: `</s>`, 1).
     #[serde(default)]
     pub eos_token_id: Option<serde_json::Value>,
+    /// The sequence length the checkpoint was trained for (t5-small/base/large: 512). T5's
+    /// relative positions do not enforce it; we use it as the cap of each stack's length.
+    #[serde(default)]
+    pub n_positions: Option<usize>,
 }
+
+/// Each stack's length cap when `config.json` has no `n_positions`: T5 was pre-trained on
+/// 512-token inputs and targets (Raffel et al. 2020, section 3.1.2); the cap keeps the
+/// attention's memory (quadratic in the length) and an endless generation bounded.
+pub const T5_DEFAULT_MAX_POSITIONS: usize = 512;
 
 fn default_buckets() -> usize {
     32
@@ -107,6 +116,9 @@ pub struct T5Config {
     pub decoder_start_token_id: u32,
     /// End-of-sequence id generation stops at.
     pub eos_token_id: Option<u32>,
+    /// The most tokens each stack reads: the input's length and the number of generated tokens
+    /// are capped by it (`n_positions`, else [`T5_DEFAULT_MAX_POSITIONS`]).
+    pub max_positions: usize,
 }
 
 impl T5Config {
@@ -159,6 +171,9 @@ impl TryFrom<T5ConfigFile> for T5Config {
         if f.num_layers == 0 || num_decoder_layers == 0 {
             return Err("num_layers and num_decoder_layers must be positive".into());
         }
+        if f.num_heads.checked_mul(f.d_kv).is_none() {
+            return Err("num_heads * d_kv is too large".into());
+        }
         if f.relative_attention_num_buckets < 4 || f.relative_attention_max_distance == 0 {
             return Err("relative_attention_num_buckets must be at least 4 and relative_attention_max_distance positive".into());
         }
@@ -194,6 +209,11 @@ impl TryFrom<T5ConfigFile> for T5Config {
             rescale_output,
             decoder_start_token_id,
             eos_token_id,
+            max_positions: match f.n_positions {
+                Some(0) => return Err("n_positions must be positive".into()),
+                Some(n) => n,
+                None => T5_DEFAULT_MAX_POSITIONS,
+            },
         })
     }
 }

@@ -2,15 +2,12 @@
 //! decoding for generation; the core trait.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use ecco_core::{CaptureSpec, LanguageModel, Logits, ModelInfo, ModelInputs, ModelOutput, StackCaptures};
+use ecco_core::{CaptureSpec, HookPoint, Hooks, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput};
 
+use crate::nn::{RmsNorm, causal_mask};
 use crate::t5::attention::position_bias;
 use crate::t5::block::{Block, BlockInputs};
 use crate::t5::config::T5Config;
-use crate::t5::norm::RmsNorm;
-
-/// Masked scores get this instead of `-inf`, so that gradients stay finite.
-const MASKED: f32 = -1e9;
 
 /// One stack (`encoder` or `decoder`).
 #[derive(Clone, Debug)]
@@ -33,10 +30,6 @@ pub struct Stack {
 pub struct StackOutput {
     /// The last block's output after `final_layer_norm`, `[batch, seq, d_model]`.
     pub hidden: Tensor<3>,
-    /// What was recorded.
-    pub captures: StackCaptures,
-    /// Cross-attention weights per block (decoder).
-    pub cross_attention: Vec<Tensor<4>>,
     /// Self-attention keys and values per block (decoder, when asked for).
     pub kv: Vec<(Tensor<4>, Tensor<4>)>,
 }
@@ -64,7 +57,13 @@ impl DecoderState {
 }
 
 impl Stack {
-    /// Runs the stack on `x` (token embeddings), after `past` cached positions.
+    /// The hook names' stack.
+    fn hook_stack(&self) -> ecco_core::Stack {
+        if self.is_decoder { ecco_core::Stack::Decoder } else { ecco_core::Stack::Encoder }
+    }
+
+    /// Runs the stack on `x` (token embeddings), after `past` cached positions, emitting its hook
+    /// points (`encoder.…` or `decoder.…`) into `hooks`.
     ///
     /// `cross_kv` (decoder) holds each block's keys and values of the encoder output.
     fn forward(
@@ -72,7 +71,7 @@ impl Stack {
         x: Tensor<3>,
         past: Option<Vec<(Tensor<4>, Tensor<4>)>>,
         cross_kv: Option<&[(Tensor<4>, Tensor<4>)]>,
-        capture: &CaptureSpec,
+        hooks: &mut Hooks,
         keep_kv: bool,
     ) -> StackOutput {
         let [_, seq, _] = x.dims();
@@ -83,55 +82,25 @@ impl Stack {
         if self.is_decoder && seq > 1 {
             bias = bias + causal_mask(seq, past_len, &x.device());
         }
+        let stack = self.hook_stack();
         let mut past = past.map(Vec::into_iter);
-        let mut captures = StackCaptures::default();
-        let mut cross_attention = Vec::new();
         let mut kv = Vec::new();
-        if capture.hidden_states {
-            captures.hidden_states.push(x.clone());
-        }
-        let n = self.block.len();
-        let mut x = x;
+        let mut x = hooks.emit(HookPoint::embed(stack), x);
         for (i, block) in self.block.iter().enumerate() {
             let inputs = BlockInputs {
                 past: past.as_mut().and_then(Iterator::next),
                 bias: &bias,
                 cross_kv: cross_kv.and_then(|c| c.get(i)).cloned(),
-                want_attention: capture.attention,
-                want_activations: capture.wants_activations(i),
             };
-            let out = block.forward(x, inputs);
-            x = out.hidden;
-            if let Some(a) = out.activations {
-                captures.activations.push((i, a));
-            }
-            if let Some(w) = out.attention {
-                captures.attention.push(w);
-            }
-            if let Some(w) = out.cross_attention {
-                cross_attention.push(w);
-            }
+            let (y, block_kv) = block.forward(x, inputs, &mut hooks.block(stack, i));
+            x = y;
             if keep_kv {
-                kv.push(out.kv);
-            }
-            // Hugging Face records the last block's output after the final norm instead.
-            if capture.hidden_states && i + 1 < n {
-                captures.hidden_states.push(x.clone());
+                kv.push(block_kv);
             }
         }
-        let hidden = self.final_layer_norm.forward(x);
-        if capture.hidden_states {
-            captures.hidden_states.push(hidden.clone());
-        }
-        StackOutput { hidden, captures, cross_attention, kv }
+        let hidden = hooks.emit(HookPoint::final_norm(stack), self.final_layer_norm.forward(x));
+        StackOutput { hidden, kv }
     }
-}
-
-/// Additive causal mask `[1, 1, seq, past + seq]`: query `i` sees keys `0..=past + i`.
-fn causal_mask(seq: usize, past: usize, device: &Device) -> Tensor<4> {
-    let keys = past + seq;
-    let data: Vec<f32> = (0..seq).flat_map(|i| (0..keys).map(move |j| if j <= past + i { 0.0 } else { MASKED })).collect();
-    Tensor::from_data(TensorData::new(data, [1, 1, seq, keys]), device)
 }
 
 /// T5 (`T5ForConditionalGeneration`), its weights on one device.
@@ -161,9 +130,10 @@ impl T5 {
         burn::tensor::module::embedding(self.shared.clone(), ids)
     }
 
-    /// The encoder over token embeddings `[batch, seq, d_model]`.
-    pub fn encode(&self, embeds: Tensor<3>, capture: &CaptureSpec) -> StackOutput {
-        self.encoder.forward(embeds, None, None, capture, false)
+    /// The encoder over token embeddings `[batch, seq, d_model]`, emitting its hook points into
+    /// `hooks`.
+    pub fn encode(&self, embeds: Tensor<3>, hooks: &mut Hooks) -> StackOutput {
+        self.encoder.forward(embeds, None, None, hooks, false)
     }
 
     /// Per decoder block, the keys and values of the encoder output `[batch, seq, d_model]`.
@@ -179,10 +149,16 @@ impl T5 {
     /// Feeds `ids` (decoder tokens not yet cached) to the decoder; returns the last position's
     /// logits, `[vocab]`, and extends the cache in `state`.
     pub fn decode_step(&self, ids: &[u32], state: &mut DecoderState) -> Tensor<1> {
+        self.decode_step_hooked(ids, state, &mut Hooks::new(CaptureSpec::none()))
+    }
+
+    /// [`T5::decode_step`] emitting the decoder's hook points of the step into `hooks` (the new
+    /// positions only), so that interventions apply to generated tokens too; an intervention's
+    /// error is left in `hooks` ([`Hooks::check`]).
+    pub fn decode_step_hooked(&self, ids: &[u32], state: &mut DecoderState, hooks: &mut Hooks) -> Tensor<1> {
         let embeds = self.embed_ids(ids);
         let past = (!state.self_kv.is_empty()).then(|| std::mem::take(&mut state.self_kv));
-        let capture = CaptureSpec::none();
-        let out = self.decoder.forward(embeds, past, Some(&state.cross_kv), &capture, true);
+        let out = self.decoder.forward(embeds, past, Some(&state.cross_kv), hooks, true);
         state.self_kv = out.kv;
         let [batch, seq, d] = out.hidden.dims();
         let last = out.hidden.slice([0..batch, seq - 1..seq, 0..d]);
@@ -215,27 +191,24 @@ impl LanguageModel for T5 {
     }
 
     /// Encoder over `inputs.embeds`, decoder over `inputs.decoder_embeds` (required).
-    fn forward(&self, inputs: ModelInputs, capture: &CaptureSpec) -> ecco_core::Result<ModelOutput> {
+    fn forward_hooked(&self, inputs: ModelInputs, hooks: &mut Hooks) -> ecco_core::Result<ModelOutput> {
         let Some(decoder_embeds) = inputs.decoder_embeds else {
             return Err(ecco_core::Error::MissingInput("an encoder-decoder model needs decoder inputs"));
         };
-        let spec = capture.clone().with_logits(Logits::Skip);
-        let enc = self.encode(inputs.embeds, &spec);
+        let enc = self.encode(inputs.embeds, hooks);
         let cross_kv = self.cross_keys_values(&enc.hidden);
-        let dec = self.decoder.forward(decoder_embeds, None, Some(&cross_kv), &spec, false);
+        let dec = self.decoder.forward(decoder_embeds, None, Some(&cross_kv), hooks, false);
         let [batch, seq, d] = dec.hidden.dims();
-        let logits = match capture.logits {
+        let logits = match hooks.logits() {
             Logits::All => Some(self.project(dec.hidden.clone())),
             Logits::Last => Some(self.project(dec.hidden.clone().slice([0..batch, seq - 1..seq, 0..d]))),
             Logits::Skip => None,
         };
-        Ok(ModelOutput {
-            logits,
-            last_hidden: dec.hidden,
-            encoder: Some(enc.captures),
-            decoder: Some(dec.captures),
-            cross_attention: dec.cross_attention,
-        })
+        hooks.finish(ModelKind::EncoderDecoder, logits, dec.hidden)
+    }
+
+    fn hook_stacks(&self) -> Vec<(ecco_core::Stack, usize)> {
+        vec![(ecco_core::Stack::Encoder, self.encoder.block.len()), (ecco_core::Stack::Decoder, self.decoder.block.len())]
     }
 
     fn final_norm(&self, hidden: Tensor<3>) -> Tensor<3> {

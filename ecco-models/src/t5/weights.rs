@@ -17,12 +17,11 @@ use burn::tensor::Device;
 use ecco_core::{ModelInfo, ModelKind};
 
 use crate::error::Result;
+use crate::nn::{Attend, Ffn, Linear, RmsNorm};
 use crate::t5::attention::Attention;
 use crate::t5::block::{Block, CrossAttention};
 use crate::t5::config::T5Config;
-use crate::t5::ffn::Ffn;
 use crate::t5::model::{Stack, T5};
-use crate::t5::norm::RmsNorm;
 use crate::weights::WeightSource;
 
 /// Names a checkpoint may hold that the model does not use: the stacks' copies of the shared
@@ -43,34 +42,33 @@ pub fn load(dir: &Path, config: T5Config, name: &str, device: &Device) -> Result
 
 fn attention(src: &mut WeightSource, p: &str, c: &T5Config, device: &Device) -> Result<Attention> {
     let (d, inner) = (c.d_model, c.inner_dim());
+    let mut linear = |name: &str, d_in: usize, d_out: usize| Linear::load_torch(src, &format!("{p}.{name}"), d_in, d_out, false, device);
     Ok(Attention {
-        q: src.take(&format!("{p}.q.weight"), [inner, d], device)?,
-        k: src.take(&format!("{p}.k.weight"), [inner, d], device)?,
-        v: src.take(&format!("{p}.v.weight"), [inner, d], device)?,
-        o: src.take(&format!("{p}.o.weight"), [d, inner], device)?,
-        n_heads: c.num_heads,
-        d_kv: c.d_kv,
+        q: linear("q", d, inner)?,
+        k: linear("k", d, inner)?,
+        v: linear("v", d, inner)?,
+        o: linear("o", inner, d)?,
+        core: Attend::multi_head(c.num_heads, c.d_kv, 1.0),
     })
 }
 
 fn norm(src: &mut WeightSource, p: &str, c: &T5Config, device: &Device) -> Result<RmsNorm> {
-    Ok(RmsNorm { weight: src.take(&format!("{p}.weight"), [c.d_model], device)?, eps: c.layer_norm_epsilon })
+    Ok(RmsNorm { weight: src.take(&format!("{p}.weight"), [c.d_model], device)?, eps: c.layer_norm_epsilon, plus_one: false })
 }
 
 fn ffn(src: &mut WeightSource, p: &str, c: &T5Config, device: &Device) -> Result<Ffn> {
     let (d, ff) = (c.d_model, c.d_ff);
-    let (wi, wi_1) = if c.gated {
-        (src.take(&format!("{p}.wi_0.weight"), [ff, d], device)?, Some(src.take(&format!("{p}.wi_1.weight"), [ff, d], device)?))
-    } else {
-        (src.take(&format!("{p}.wi.weight"), [ff, d], device)?, None)
-    };
-    Ok(Ffn { wi, wi_1, wo: src.take(&format!("{p}.wo.weight"), [d, ff], device)?, act: c.activation })
+    let mut linear = |name: &str, d_in: usize, d_out: usize| Linear::load_torch(src, &format!("{p}.{name}"), d_in, d_out, false, device);
+    let (up, gate) = if c.gated { (linear("wi_1", d, ff)?, Some(linear("wi_0", d, ff)?)) } else { (linear("wi", d, ff)?, None) };
+    Ok(Ffn { up, gate, down: linear("wo", ff, d)?, act: c.activation })
 }
 
 fn stack(src: &mut WeightSource, s: &str, n_layers: usize, is_decoder: bool, c: &T5Config, device: &Device) -> Result<Stack> {
     let relative_attention_bias =
         src.take(&format!("{s}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"), [c.num_buckets, c.num_heads], device)?;
-    let mut blocks = Vec::with_capacity(n_layers);
+    // Not reserved from config.json's count: the checkpoint's tensors bound it (a missing block
+    // is an error), a number in a config file does not.
+    let mut blocks = Vec::new();
     for i in 0..n_layers {
         let p = format!("{s}.block.{i}.layer");
         let cross = if is_decoder {
@@ -125,7 +123,7 @@ pub fn load_from(mut src: WeightSource, config: T5Config, name: &str, device: &D
         n_heads: config.num_heads,
         intermediate_size: config.d_ff,
         vocab_size: vocab,
-        max_positions: None,
+        max_positions: Some(config.max_positions),
     };
     Ok(T5 { shared, encoder, decoder, lm_head, config, info, device: device.clone() })
 }

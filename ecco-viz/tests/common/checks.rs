@@ -126,10 +126,17 @@ pub fn report_loads_offline_and_hover_and_focus_highlight_the_tokens_read(b: &mu
     b.pump(Duration::from_millis(300))?;
 
     // Every view is drawn.
-    for id in ["v-output", "v-attr-0", "v-attr-1", "v-preds", "v-rankings", "v-watch", "v-nmf", "v-attention", "v-neurons"] {
+    for id in ["v-output", "v-attr-0", "v-attr-1", "v-preds", "v-rankings", "v-watch", "v-nmf", "v-attention", "v-neurons", "v-evaluation"]
+    {
         ensure!(b.eval(&format!("!!document.getElementById('{id}')"))? == Value::Bool(true), "view {id} missing");
     }
     ensure!(b.eval("document.querySelectorAll('#v-rankings td').length")? == json!(6 * (n - n_input)));
+    // Faithfulness: a deletion and an insertion chart, one line per method and the random
+    // ranking (dashed), and a row of scores for each.
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation svg.chart').length")? == json!(2));
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation svg.chart polyline').length")? == json!(6));
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation polyline[stroke-dasharray]').length")? == json!(2));
+    ensure!(b.eval("document.querySelectorAll('#v-evaluation table.scores tr').length")? == json!(4));
 
     // Hover: the first generated token is selected at load; hovering the last one changes
     // which input tokens are highlighted (it read more of them).

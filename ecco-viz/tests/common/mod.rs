@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use ecco_core::{F32Tensor, ModelInfo, ModelKind, Trace};
 use ecco_viz::{
-    LayerPredictionsView, NeuronLoading, NmfView, Prediction, RankingsView, RankingsWatchView, Report, attention_view, neurons_view,
+    EvaluationRow, EvaluationView, LayerPredictionsView, NeuronLoading, NmfView, Prediction, RankingsView, RankingsWatchView, Report,
+    attention_view, neurons_view,
 };
 
 /// Where a browser is: the path in the environment variable `env`, or the first of `names`
@@ -161,6 +162,32 @@ pub fn synthetic_report(tokens: &[String], n_input: usize, n_layers: usize, meth
             .map(|k| (0..3).map(|j| NeuronLoading { layer: k % n_layers, neuron: 10 * j + k, weight: 0.5 }).collect())
             .collect(),
         reconstruction_error: 12.5,
+    });
+    let grid: Vec<f64> = (0..21).map(|i| f64::from(i) / 20.0).collect();
+    let curve = |rng: &mut Rng, falling: bool| -> Vec<f64> {
+        let speed = 1.0 + 6.0 * f64::from(rng.next());
+        grid.iter().map(|x| if falling { 0.8 * (-speed * x).exp() } else { 0.8 * (1.0 - (-speed * x).exp()) }).collect()
+    };
+    report.evaluation = Some(EvaluationView {
+        baseline: "eos".into(),
+        n_predictions: n - n_input,
+        grid: grid.clone(),
+        rows: ["grad_x_input", "integrated_gradients", "random"]
+            .iter()
+            .map(|m| {
+                let (deletion, insertion) = (curve(&mut rng, true), curve(&mut rng, false));
+                EvaluationRow {
+                    method: (*m).into(),
+                    random: *m == "random",
+                    deletion_auc: deletion.iter().sum::<f64>() / 21.0,
+                    insertion_auc: insertion.iter().sum::<f64>() / 21.0,
+                    comprehensiveness: 0.4,
+                    sufficiency: 0.2,
+                    deletion,
+                    insertion,
+                }
+            })
+            .collect(),
     });
     Ok(report)
 }
