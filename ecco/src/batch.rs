@@ -23,6 +23,8 @@ pub struct BatchOptions {
     pub attribution: Vec<Method>,
     /// Capture the FFN activations (`activations.decoder`, `activations.encoder`).
     pub activations: bool,
+    /// Capture these hook points under their own names (`blocks.3.mlp.post`, …).
+    pub capture: Vec<ecco_core::HookPattern>,
 }
 
 /// One row of the `attributions` table: how much input position `source_index` drove generated
@@ -142,6 +144,7 @@ pub fn run_document(lm: &Lm, text: &str, options: &BatchOptions) -> Result<Resul
                 max_new_tokens,
                 attribution: options.attribution.clone(),
                 activations: options.activations,
+                capture: options.capture.clone(),
                 hidden_states: false,
                 progress: false,
                 ..Default::default()
@@ -152,6 +155,7 @@ pub fn run_document(lm: &Lm, text: &str, options: &BatchOptions) -> Result<Resul
             &ForwardOptions {
                 attribution: options.attribution.clone(),
                 activations: options.activations,
+                capture: options.capture.clone(),
                 hidden_states: false,
                 progress: false,
                 ..Default::default()

@@ -33,6 +33,9 @@ pub struct Settings {
     pub attribution: Vec<String>,
     /// `--activations`.
     pub activations: bool,
+    /// `--capture`, as hook patterns.
+    #[serde(default)]
+    pub capture: Vec<String>,
     /// `--shard-size`.
     pub shard_size: usize,
     /// The `ecco` version that wrote the run.
