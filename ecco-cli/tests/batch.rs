@@ -78,6 +78,7 @@ fn tables_hold_what_generate_writes_and_bad_documents_are_skipped() -> Result<()
             json_line("long", &long),
             b"not json".to_vec(),
             json_line("spain", "The capital of Spain is"),
+            json_line("spain", "The capital of Italy is"),
         ],
     )?;
     let out = tmp.path().join("out");
@@ -90,8 +91,14 @@ fn tables_hold_what_generate_writes_and_bad_documents_are_skipped() -> Result<()
     let skipped = table(&out.join("skipped.parquet"))?;
     let reasons: Vec<(String, String)> =
         skipped.iter().map(|r| (r["doc_id"].as_str().unwrap_or("").to_owned(), r["reason"].as_str().unwrap_or("").to_owned())).collect();
-    let expected =
-        [("empty", "empty_text"), ("nofield", "missing_field"), ("latin1", "invalid_utf8"), ("long", "too_long"), ("5", "invalid_row")];
+    let expected = [
+        ("empty", "empty_text"),
+        ("nofield", "missing_field"),
+        ("latin1", "invalid_utf8"),
+        ("long", "too_long"),
+        ("5", "invalid_row"),
+        ("spain", "duplicate_id"),
+    ];
     ensure!(reasons.iter().map(|(a, b)| (a.as_str(), b.as_str())).eq(expected), "skipped {reasons:?}");
 
     // The same numbers as `ecco generate`'s trace bundle.
@@ -388,9 +395,7 @@ fn neuron_statistics_and_top_examples_follow_the_tensors() -> Result<()> {
     ensure!(page.contains("default-src 'none'") && !page.contains("<script") && page.matches("<svg").count() == 3, "page");
     fails(&["top-examples", "--batch", s(&out), "--neuron", "9:0"], "not in the statistics (layers 0..4")?;
     fails(&["top-examples", "--batch", s(&tmp.path().join("nope")), "--neuron", "1:7"], "not an ecco batch output")?;
-    // clap's own usage error: --neuron-stats needs --activations.
-    let refused = common::ecco(&["batch", "--input", s(&corpus), "--neuron-stats", "--out", s(&tmp.path().join("o2"))])?;
-    ensure!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--activations"), "--neuron-stats alone");
+
     Ok(())
 }
 
@@ -426,5 +431,29 @@ fn the_progress_bar_shows_rates_on_a_terminal_and_stays_quiet_when_piped() -> Re
         shown.contains("/12 docs, ") && shown.contains("/s, ") && shown.contains("tokens/s, ETA"),
         "no progress bar on a terminal: {shown:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn captured_mlp_hooks_give_the_same_neuron_statistics_as_activations() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let corpus = tmp.path().join("corpus.jsonl");
+    let lines: Vec<Vec<u8>> = ["France", "Spain", "Peru"].iter().map(|c| json_line(c, &format!("The capital of {c} is"))).collect();
+    write_lines(&corpus, &lines)?;
+    let run = |out: &Path, capture: &[&str]| -> Result<String> {
+        let base = ["batch", "--input", s(&corpus), "--id-field", "id", "--max-new-tokens", "2", "--neuron-stats", "--top-k", "2"];
+        ok(&[&base[..], capture, &["--shard-size", "2", "--out", s(out)]].concat())
+    };
+    let (by_activations, by_hooks) = (tmp.path().join("activations"), tmp.path().join("hooks"));
+    run(&by_activations, &["--activations"])?;
+    run(&by_hooks, &["--capture", "blocks.*.mlp.post"])?;
+    let hooks = ecco_core::SafetensorsReader::open(by_hooks.join("tensors").join("shard-00000.safetensors"))?;
+    ensure!(hooks.contains("France/blocks.3.mlp.post") && !hooks.contains("France/activations.decoder"), "hook tensors");
+    for merged in ["neuron_stats.parquet", "top_examples.parquet"] {
+        ensure!(std::fs::read(by_activations.join(merged))? == std::fs::read(by_hooks.join(merged))?, "{merged} differs");
+    }
+    let shown = |dir: &Path| ok(&["top-examples", "--batch", s(dir), "--neuron", "2:9"]);
+    ensure!(shown(&by_activations)? == shown(&by_hooks)?, "top-examples differ");
+    fails(&["batch", "--input", s(&corpus), "--neuron-stats", "--out", s(&tmp.path().join("o"))], "pass --activations")?;
     Ok(())
 }

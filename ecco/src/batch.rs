@@ -23,6 +23,8 @@ pub struct BatchOptions {
     pub attribution: Vec<Method>,
     /// Capture the FFN activations (`activations.decoder`, `activations.encoder`).
     pub activations: bool,
+    /// Capture these hook points under their own names (`blocks.3.mlp.post`, …).
+    pub capture: Vec<ecco_core::HookPattern>,
 }
 
 /// One row of the `attributions` table: how much input position `source_index` drove generated
@@ -75,6 +77,8 @@ pub enum SkipReason {
         /// The field's name.
         field: String,
     },
+    /// The id repeats an earlier row's in the same shard (their tensors would share keys).
+    DuplicateId,
     /// The row is not a JSON object, or the field is not a string.
     InvalidRow {
         /// What is wrong.
@@ -90,6 +94,7 @@ impl SkipReason {
             Self::TooLong { .. } => "too_long",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::MissingField { .. } => "missing_field",
+            Self::DuplicateId => "duplicate_id",
             Self::InvalidRow { .. } => "invalid_row",
         }
     }
@@ -101,6 +106,7 @@ impl SkipReason {
             Self::TooLong { len, max } => format!("{len} positions, the model has {max}"),
             Self::InvalidUtf8 => "the text is not valid UTF-8".to_owned(),
             Self::MissingField { field } => format!("no `{field}` field"),
+            Self::DuplicateId => "the id repeats an earlier row of the same shard".to_owned(),
             Self::InvalidRow { detail } => detail.clone(),
         }
     }
@@ -138,6 +144,7 @@ pub fn run_document(lm: &Lm, text: &str, options: &BatchOptions) -> Result<Resul
                 max_new_tokens,
                 attribution: options.attribution.clone(),
                 activations: options.activations,
+                capture: options.capture.clone(),
                 hidden_states: false,
                 progress: false,
                 ..Default::default()
@@ -148,6 +155,7 @@ pub fn run_document(lm: &Lm, text: &str, options: &BatchOptions) -> Result<Resul
             &ForwardOptions {
                 attribution: options.attribution.clone(),
                 activations: options.activations,
+                capture: options.capture.clone(),
                 hidden_states: false,
                 progress: false,
                 ..Default::default()

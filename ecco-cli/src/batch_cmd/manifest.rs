@@ -33,6 +33,9 @@ pub struct Settings {
     pub attribution: Vec<String>,
     /// `--activations`.
     pub activations: bool,
+    /// `--capture`, as hook patterns.
+    #[serde(default)]
+    pub capture: Vec<String>,
     /// `--shard-size`.
     pub shard_size: usize,
     /// The `ecco` version that wrote the run.
@@ -99,7 +102,7 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(MANIFEST);
         let json = serde_json::to_string_pretty(self)?;
-        ecco::ecco_viz::write_atomic(&path, json.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+        ecco_viz::write_atomic(&path, json.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// Refuses to resume with other settings, naming the first that differs.
@@ -142,8 +145,9 @@ pub fn model_hash(dir: &Path, name: &str) -> Result<String> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(std::result::Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.path())
+        // Followed: a Hugging Face cache snapshot's files are symlinks to its blobs.
+        .filter(|p| p.is_file())
         .collect();
     files.sort();
     let mut hasher = Sha256::new();
@@ -157,4 +161,34 @@ pub fn model_hash(dir: &Path, name: &str) -> Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_hash_follows_symlinks_and_covers_every_file() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let (blobs, snapshot) = (tmp.path().join("blobs"), tmp.path().join("snapshot"));
+        std::fs::create_dir_all(&blobs)?;
+        std::fs::create_dir_all(&snapshot)?;
+        std::fs::write(blobs.join("a"), b"weights")?;
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(blobs.join("a"), snapshot.join("model.safetensors"))?;
+        #[cfg(not(unix))]
+        std::fs::copy(blobs.join("a"), snapshot.join("model.safetensors"))?;
+        let first = model_hash(&snapshot, "m")?;
+        assert_eq!(model_hash(&snapshot, "m")?, first);
+        std::fs::write(blobs.join("a"), b"other weights")?;
+        #[cfg(not(unix))]
+        std::fs::copy(blobs.join("a"), snapshot.join("model.safetensors"))?;
+        let second = model_hash(&snapshot, "m")?;
+        assert_ne!(second, first);
+        std::fs::write(snapshot.join("config.json"), b"{}")?;
+        assert_ne!(model_hash(&snapshot, "m")?, second);
+        // The embedded demo model (no directory) hashes its name and version.
+        assert_ne!(model_hash(&tmp.path().join("ecco-demo"), "ecco-demo")?, first);
+        Ok(())
+    }
 }

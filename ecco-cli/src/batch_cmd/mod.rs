@@ -55,9 +55,14 @@ pub struct BatchArgs {
     /// Record FFN activations into `tensors/shard-NNNNN.safetensors`.
     #[arg(long)]
     activations: bool,
+    /// Record these hook points too, keyed `{doc_id}/{hook name}` (comma separated; `*` for any
+    /// block), e.g. `blocks.*.mlp.post`; see docs/hooks.md.
+    #[arg(long, value_name = "PATTERNS")]
+    capture: Option<String>,
     /// Per FFN neuron: count, mean, max and the top documents (`neuron_stats.parquet`,
-    /// `top_examples.parquet`), from the captured activations.
-    #[arg(long, requires = "activations")]
+    /// `top_examples.parquet`), from the captured activations (`--activations` or
+    /// `--capture blocks.*.mlp.post`).
+    #[arg(long)]
     neuron_stats: bool,
     /// How many top documents `--neuron-stats` keeps per neuron.
     #[arg(long, default_value_t = 20, value_name = "K", requires = "neuron_stats")]
@@ -85,10 +90,18 @@ pub fn batch(args: &BatchArgs) -> Result<()> {
         Some(list) => parse_methods(list)?,
         None => Vec::new(),
     };
+    let capture = match &args.capture {
+        Some(list) => ecco_core::parse_hook_patterns(list)?,
+        None => Vec::new(),
+    };
+    let tensors = args.activations || !capture.is_empty();
+    if args.neuron_stats && !tensors {
+        bail!("--neuron-stats reads the FFN activations: pass --activations (or --capture blocks.*.mlp.post)");
+    }
     let input = Input::open(&args.input, &args.text_field, args.id_field.as_deref())?;
     let resumed = check_out_dir(&args.out)?;
     let lm = args.model.load()?;
-    let options = BatchOptions { max_new_tokens: args.max_new_tokens, attribution, activations: args.activations };
+    let options = BatchOptions { max_new_tokens: args.max_new_tokens, attribution, activations: args.activations, capture };
     let settings = Settings {
         model_hash: manifest::model_hash(&lm.loaded().dir, lm.name())?,
         input_sha256: manifest::sha256_file(&args.input)?,
@@ -97,6 +110,7 @@ pub fn batch(args: &BatchArgs) -> Result<()> {
         max_new_tokens: args.max_new_tokens,
         attribution: options.attribution.iter().map(|m| m.name().to_owned()).collect(),
         activations: args.activations,
+        capture: options.capture.iter().map(ToString::to_string).collect(),
         shard_size: args.shard_size,
         ecco_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
@@ -121,11 +135,11 @@ pub fn batch(args: &BatchArgs) -> Result<()> {
             manifest
         }
     };
-    for dir in table_dirs(args.activations) {
+    for dir in table_dirs(tensors) {
         prepare_dir(&args.out.join(dir))?;
     }
     if !manifest.complete {
-        run(&lm, &input, &options, args, &mut manifest)?;
+        run(&lm, &input, &options, args, tensors, &mut manifest)?;
     }
     if args.neuron_stats {
         neurons::write(&args.out, &args.out.join(TENSORS), &manifest.shards, args.top_k)?;
@@ -298,7 +312,7 @@ impl Shard {
 }
 
 /// Runs every row after the finished shards, writing each shard as it fills.
-fn run(lm: &ecco::Lm, input: &Input, options: &BatchOptions, args: &BatchArgs, manifest: &mut Manifest) -> Result<()> {
+fn run(lm: &ecco::Lm, input: &Input, options: &BatchOptions, args: &BatchArgs, tensors: bool, manifest: &mut Manifest) -> Result<()> {
     let total = input.count()?;
     let done = manifest.rows_done();
     let bar = progress_bar(total, done);
@@ -308,9 +322,7 @@ fn run(lm: &ecco::Lm, input: &Input, options: &BatchOptions, args: &BatchArgs, m
     input.for_each(done, |Row { index, doc_id, text }| {
         let result = match text {
             Err(reason) => Err(reason),
-            Ok(_) if shard.seen.contains(&doc_id) => {
-                Err(SkipReason::InvalidRow { detail: format!("the id {doc_id} repeats an earlier row of the same shard") })
-            }
+            Ok(_) if shard.seen.contains(&doc_id) => Err(SkipReason::DuplicateId),
             Ok(text) => run_document(lm, &text, options).with_context(|| format!("document {doc_id} (row {index})"))?,
         };
         shard.seen.insert(doc_id.clone());
@@ -327,14 +339,14 @@ fn run(lm: &ecco::Lm, input: &Input, options: &BatchOptions, args: &BatchArgs, m
         bar.set_message(format!("{:.0} tokens/s", tokens_seen as f64 / secs));
         if shard.rows == args.shard_size as u64 {
             let next = Shard::new(shard.index + 1, index + 1);
-            let entry = std::mem::replace(&mut shard, next).write(&args.out, options.activations)?;
+            let entry = std::mem::replace(&mut shard, next).write(&args.out, tensors)?;
             manifest.shards.push(entry);
             manifest.write(&args.out)?;
         }
         Ok(())
     })?;
     if shard.rows > 0 {
-        manifest.shards.push(shard.write(&args.out, options.activations)?);
+        manifest.shards.push(shard.write(&args.out, tensors)?);
     }
     manifest.complete = true;
     manifest.write(&args.out)?;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ecco::ecco_viz::{self, PieceConvention, Scale, display_tokens, heatmap};
 use ecco_core::SafetensorsReader;
+use ecco_viz::{PieceConvention, Scale, display_tokens, heatmap};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{ListAccessor, RowAccessor};
 
