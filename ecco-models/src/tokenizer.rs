@@ -69,9 +69,20 @@ impl Tokenizer {
     /// # Errors
     /// [`Error::Tokenizer`].
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
-        let enc =
-            self.inner.encode(text, add_special_tokens).map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })?;
+        let enc = self
+            .guard(|t| t.encode(text, add_special_tokens))?
+            .map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })?;
         Ok(Encoding { ids: enc.get_ids().to_vec(), tokens: enc.get_tokens().to_vec() })
+    }
+
+    /// Runs `f` on the inner tokenizer, turning a panic inside `tokenizers` (which some
+    /// malformed files cause at encoding time, e.g. a `TemplateProcessing` naming a special token
+    /// it does not define) into an error.
+    fn guard<T>(&self, f: impl FnOnce(&tokenizers::Tokenizer) -> T) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&self.inner))).map_err(|_| Error::Tokenizer {
+            path: self.path.clone(),
+            reason: "the tokenizers library failed on this text (the file is malformed)".to_owned(),
+        })
     }
 
     /// The raw token of `id` (`<unk:ID>` when the vocabulary has no such id).
@@ -94,7 +105,7 @@ impl Tokenizer {
     /// # Errors
     /// [`Error::Tokenizer`].
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
+        self.guard(|t| t.decode(ids, false))?.map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
     }
 
     /// Decodes `ids` to text, special tokens (`<pad>`, `</s>`, ...) skipped, as
@@ -103,7 +114,7 @@ impl Tokenizer {
     /// # Errors
     /// [`Error::Tokenizer`].
     pub fn decode_skip_special(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
+        self.guard(|t| t.decode(ids, true))?.map_err(|e| Error::Tokenizer { path: self.path.clone(), reason: e.to_string() })
     }
 }
 

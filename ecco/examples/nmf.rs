@@ -33,7 +33,9 @@ fn run() -> ecco::Result<()> {
     }
 
     if let Some(path) = html {
-        std::fs::write(&path, output.to_html(&ReportOptions { components: 4, ..Default::default() })?)?;
+        // Written as the `ecco` command writes pages: whole or not at all, never through a link.
+        let page = output.to_html(&ReportOptions { components: 4, ..Default::default() })?;
+        ecco_viz::write_atomic(std::path::Path::new(&path), page.as_bytes())?;
         println!("wrote {path}");
     }
     Ok(())
