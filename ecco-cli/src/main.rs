@@ -17,6 +17,7 @@ macro_rules! outln {
 mod args;
 mod lens_cmd;
 mod nmf_cmd;
+mod patch_cmd;
 mod report_cmd;
 mod trace_cmd;
 mod write;
@@ -53,6 +54,10 @@ enum Command {
     Nmf(nmf_cmd::NmfArgs),
     /// One self-contained HTML page with every view the trace supports.
     Report(report_cmd::ReportArgs),
+    /// Activation patching (or attribution patching) from a clean text into a corrupted one.
+    Patch(patch_cmd::PatchArgs),
+    /// A steering vector from prompt pairs (contrastive activation addition).
+    SteeringVector(patch_cmd::SteeringVectorArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +70,8 @@ fn main() -> ExitCode {
         Command::RankingsWatch(args) => lens_cmd::rankings_watch(&args),
         Command::Nmf(args) => nmf_cmd::nmf(&args),
         Command::Report(args) => report_cmd::report(&args),
+        Command::Patch(args) => patch_cmd::patch(&args),
+        Command::SteeringVector(args) => patch_cmd::steering_vector(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

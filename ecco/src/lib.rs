@@ -86,6 +86,7 @@
 //! - [`load`](mod@load): [`from_pretrained`], [`demo`], [`Lm`].
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
 //! - [`run`]: [`Lm::generate`], [`Lm::forward`].
+//! - [`interventions`]: [`Ablation`], [`Steering`], [`Interventions`], [`Lm::patch`], [`Lm::steering_vector`].
 //! - [`output`]: [`Output`] and its analyses.
 //! - [`nmf`](mod@nmf): [`NmfOptions`], [`NmfOutcome`].
 //! - [`report`]: [`ReportOptions`], the HTML page's data.
@@ -96,6 +97,7 @@
 //! (traces, the model trait), [`ecco_models`] (architectures, loading), [`ecco_attrib`]
 //! (attribution, logit lens), [`ecco_factor`] (NMF, CCA, CKA), [`ecco_viz`] (views, HTML, SVG).
 
+pub mod interventions;
 pub mod load;
 mod masked;
 pub mod nmf;
@@ -108,9 +110,11 @@ pub mod views;
 
 pub use {ecco_attrib, ecco_core, ecco_factor, ecco_models, ecco_viz};
 
+pub use ecco_attrib::PatchMethod;
 pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_methods};
 pub use ecco_core::{HookPattern, HookPoint, parse_hook_patterns};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
+pub use interventions::{Ablation, AblationMode, AblationUnits, Interventions, PatchOptions, Patching, Steering, write_steering_vector};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
 pub use nmf::{NmfOptions, NmfOutcome};
 pub use options::{ForwardOptions, GenerateOptions};
