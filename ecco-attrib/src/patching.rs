@@ -199,7 +199,7 @@ fn run(
     let spec = CaptureSpec { hooks: keep.to_vec(), ..CaptureSpec::none() }.with_logits(Logits::Skip);
     let mut hooks = Hooks::new(spec);
     for (pattern, edit) in edits {
-        hooks = hooks.with_intervention(pattern.clone(), Arc::clone(edit));
+        hooks = hooks.with_intervention(*pattern, Arc::clone(edit));
     }
     let out = model.forward_hooked(ModelInputs::new(embeds), &mut hooks)?;
     let rows = out.last_hidden.dims()[0];
@@ -255,7 +255,7 @@ pub fn patch(model: &dyn LanguageModel, request: &PatchRequest<'_>) -> Result<Pa
     let points = resolve_points(model, std::slice::from_ref(&request.hook))?;
     let layers: Vec<usize> = points.iter().filter_map(HookPoint::block_index).collect();
     let per_head = site == BlockSite::AttnZ;
-    let keep = [request.hook.clone()];
+    let keep = [request.hook];
     let (clean_metric, clean_acts) = run(model, embed(model, request.clean, 1), request.edits, &keep, request)?;
     let (corrupted_metric, corrupted_acts) = run(model, embed(model, request.corrupted, 1), request.edits, &keep, request)?;
     let (clean, corrupted) = (clean_metric[0], corrupted_metric[0]);
@@ -286,7 +286,7 @@ fn activation_grid(
             if !chunk.iter().any(|&(cl, _)| cl == l) {
                 continue;
             }
-            let clean = clean_acts.get(point).ok_or_else(|| Error::Empty("the clean run did not emit a patched hook point"))?.clone();
+            let clean = clean_acts.get(point).ok_or(Error::Empty("the clean run did not emit a patched hook point"))?.clone();
             let mut mask = vec![0.0_f32; rows * columns];
             for (row, &(cl, c)) in chunk.iter().enumerate() {
                 if cl == l {
@@ -362,7 +362,7 @@ fn edited_gradients(
     let probe = Arc::new(GradientProbe::new());
     let mut hooks = Hooks::new(CaptureSpec::none().with_logits(Logits::Skip));
     for (pattern, edit) in edits {
-        hooks = hooks.with_intervention(pattern.clone(), Arc::clone(edit));
+        hooks = hooks.with_intervention(*pattern, Arc::clone(edit));
     }
     for point in points {
         hooks = hooks.with_intervention(HookPattern::from(*point), Arc::clone(&probe) as Arc<dyn Intervention>);
