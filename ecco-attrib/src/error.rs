@@ -17,6 +17,9 @@ pub enum Error {
         /// The known names and aliases, comma separated.
         known: String,
     },
+    /// A request that does not fit the model or itself (patching).
+    #[error("{0}")]
+    Invalid(String),
     /// The model has no LM head, so there is nothing to attribute or project.
     #[error("the model has no LM head")]
     NoLmHead,

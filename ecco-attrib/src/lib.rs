@@ -21,6 +21,7 @@
 //! - [`gauss_legendre`](mod@gauss_legendre): captum's quadrature for integrated gradients.
 //! - [`hook_gradients`](mod@hook_gradients): the gradient of a target token's score at any hook
 //!   point (neuron attribution, attribution patching).
+//! - [`patching`]: ablation, activation patching and attribution patching.
 
 pub mod attribute;
 mod engine;
@@ -31,6 +32,7 @@ pub mod hook_gradients;
 pub mod lens;
 pub mod masked;
 pub mod method;
+pub mod patching;
 mod rollout;
 pub mod seq2seq;
 
@@ -47,4 +49,5 @@ pub use lens::{
 };
 pub use masked::{MaskedTarget, attribute_masked, masked_predictions, occlusion_masked_drops};
 pub use method::{KNOWN_METHODS, Method, parse_methods};
+pub use patching::{Ablate, AblationMode, AblationUnits, HookEdit, PatchGrid, PatchMethod, PatchRequest, patch};
 pub use seq2seq::{Seq2SeqSequence, attribute_seq2seq, work_seq2seq};

@@ -69,3 +69,44 @@ impl CaptureArgs {
         }
     }
 }
+
+/// Ablations (`generate`, `forward`, `patch`).
+#[derive(Debug, Args)]
+pub struct AblationArgs {
+    /// Ablate a hook point in every forward pass (repeatable): `HOOK` the whole hook,
+    /// `blocks.1.mlp.post:17,300` those neurons, `blocks.2.attn.z:h3` head 3.
+    #[arg(long, value_name = "SPEC")]
+    pub ablate: Vec<String>,
+    /// What ablated values become: `zero`, or `mean` (their mean over the input's positions).
+    #[arg(long, default_value = "zero", value_name = "zero|mean", value_parser = ["zero", "mean"])]
+    pub ablation: String,
+}
+
+impl AblationArgs {
+    /// The typed ablations and their mode, parsed before any work.
+    pub fn parse(&self) -> Result<(Vec<ecco::Ablation>, ecco::AblationMode)> {
+        let ablate = self.ablate.iter().map(|s| s.parse()).collect::<Result<Vec<ecco::Ablation>>>()?;
+        let mode = if self.ablation == "mean" { ecco::AblationMode::Mean } else { ecco::AblationMode::Zero };
+        Ok((ablate, mode))
+    }
+}
+
+/// Ablations and steering (`generate`, `forward`).
+#[derive(Debug, Args)]
+pub struct InterventionArgs {
+    #[command(flatten)]
+    pub ablation: AblationArgs,
+    /// Add SCALE (default 1) times the vector in FILE (safetensors, one tensor `[d]`) to HOOK
+    /// at every position of every forward pass (repeatable): `HOOK:FILE[:SCALE]`.
+    #[arg(long, value_name = "HOOK:FILE[:SCALE]")]
+    pub steer: Vec<String>,
+}
+
+impl InterventionArgs {
+    /// The interventions, parsed (steering files read) before the model loads.
+    pub fn interventions(&self) -> Result<ecco::Interventions> {
+        let (ablate, ablation) = self.ablation.parse()?;
+        let steer = self.steer.iter().map(|s| ecco::Steering::from_spec(s)).collect::<Result<Vec<_>>>()?;
+        Ok(ecco::Interventions { ablate, ablation, steer })
+    }
+}

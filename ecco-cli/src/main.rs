@@ -19,6 +19,7 @@ mod batch_cmd;
 mod evaluate_cmd;
 mod lens_cmd;
 mod nmf_cmd;
+mod patch_cmd;
 mod report_cmd;
 mod trace_cmd;
 mod write;
@@ -64,6 +65,10 @@ enum Command {
     /// A neuron's top documents from an `ecco batch --neuron-stats` run, tokens coloured by
     /// its activation.
     TopExamples(batch_cmd::TopExamplesArgs),
+    /// Activation patching (or attribution patching) from a clean text into a corrupted one.
+    Patch(patch_cmd::PatchArgs),
+    /// A steering vector from prompt pairs (contrastive activation addition).
+    SteeringVector(patch_cmd::SteeringVectorArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +88,8 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate_cmd::evaluate(&args),
         Command::Batch(args) => batch_cmd::batch(&args),
         Command::TopExamples(args) => batch_cmd::top_examples(&args),
+        Command::Patch(args) => patch_cmd::patch(&args),
+        Command::SteeringVector(args) => patch_cmd::steering_vector(&args),
     });
     let Ok(result) = run else {
         let what = LAST_PANIC.lock().ok().and_then(|mut p| p.take()).unwrap_or_else(|| "a panic".to_owned());

@@ -10,7 +10,7 @@ use ecco::{ForwardOptions, GenerateOptions, Sampling};
 use ecco_attrib::{AttributionTarget, Method, parse_methods};
 use ecco_core::check_output_dir;
 
-use crate::args::{CaptureArgs, ModelArgs};
+use crate::args::{CaptureArgs, InterventionArgs, ModelArgs};
 
 /// Arguments of `ecco generate`.
 #[derive(Debug, Args)]
@@ -42,6 +42,8 @@ pub struct GenerateArgs {
     capture: CaptureArgs,
     #[command(flatten)]
     attribution: AttributionArgs,
+    #[command(flatten)]
+    interventions: InterventionArgs,
     /// Directory to write the trace bundle to.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -101,6 +103,8 @@ pub struct ForwardArgs {
     /// Masked LMs: how many predictions per mask token go into `masked_predictions`.
     #[arg(long, default_value_t = 10, value_name = "K")]
     mask_topk: usize,
+    #[command(flatten)]
+    interventions: InterventionArgs,
     /// Directory to write the trace bundle to.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -128,6 +132,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         hidden_states: args.capture.hidden_states,
         attention: args.capture.attention,
         capture: args.capture.hook_patterns()?,
+        interventions: args.interventions.interventions()?,
         progress: true,
         control: None,
     };
@@ -152,6 +157,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
         capture: args.capture.hook_patterns()?,
         mask_topk: args.mask_topk,
         decoder_text: args.decoder_text.clone(),
+        interventions: args.interventions.interventions()?,
         progress: true,
         control: None,
     };

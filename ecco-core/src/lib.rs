@@ -37,6 +37,6 @@ pub use model::{CausalLm, InputGradients, KvCache, LanguageModel, ModelInfo, Mod
 pub use recorder::{BlockHooks, HookTensor, HookValue, Hooks};
 pub use tensors::{F32Tensor, SafetensorsReader, write_safetensors};
 pub use trace::{
-    GenerationSettings, MaskedPrediction, OutputDir, PredictedToken, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle, TraceModel,
-    check_output_dir, read_trace_json,
+    AppliedIntervention, GenerationSettings, MaskedPrediction, OutputDir, PredictedToken, TRACE_JSON, TRACE_TENSORS, Trace, TraceBundle,
+    TraceModel, check_output_dir, read_trace_json,
 };

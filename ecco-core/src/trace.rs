@@ -120,6 +120,37 @@ pub struct Trace {
     /// Names of the tensors in `tensors.safetensors`.
     #[serde(default)]
     pub tensors: Vec<String>,
+    /// Every intervention applied to the run (ablations, steering), in the order applied
+    /// (absent when the model ran unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interventions: Vec<AppliedIntervention>,
+}
+
+/// One intervention a run applied, as `trace.json` records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedIntervention {
+    /// `ablate` or `steer`.
+    pub kind: String,
+    /// The hook pattern it applied at.
+    pub hook: String,
+    /// Ablation: `zero` or `mean`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Ablation of chosen neurons (indices of the hook's last axis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neurons: Option<Vec<usize>>,
+    /// Ablation of chosen heads (`attn.z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<Vec<usize>>,
+    /// Steering: where the vector came from (a file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<String>,
+    /// Steering: the vector's scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f32>,
+    /// Steering: the vector's Euclidean norm (before scaling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<f32>,
 }
 
 /// One token and its probability.
@@ -159,6 +190,7 @@ impl Trace {
             generation: None,
             masked_predictions: None,
             tensors: Vec::new(),
+            interventions: Vec::new(),
         }
     }
 

@@ -105,6 +105,38 @@ pub fn generate(model: &dyn CausalLm, prompt: &[u32], options: &GenerateOptions,
     })
 }
 
+/// As [`generate`] with `edits` applied at their hook points in every forward pass. Each step
+/// runs the whole sequence (no key/value cache), so every position, prompt and generated alike,
+/// is edited in every pass, and an edit that reads the pass's other positions (mean ablation)
+/// sees all of them.
+///
+/// # Errors
+/// As [`generate`], and a failing intervention.
+pub fn generate_with_edits(
+    model: &dyn ecco_core::LanguageModel,
+    prompt: &[u32],
+    options: &GenerateOptions,
+    edits: &[(ecco_core::HookPattern, std::sync::Arc<dyn ecco_core::Intervention>)],
+    on_token: impl FnMut(usize),
+) -> Result<Vec<u32>> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    options.validate(prompt.len(), model.info().max_positions)?;
+    let mut seq: Vec<u32> = Vec::with_capacity(prompt.len() + options.max_new_tokens);
+    decode_loop(prompt.to_vec(), options, on_token, |feed| {
+        seq.extend_from_slice(feed);
+        let ids: Vec<i64> = seq.iter().map(|&i| i64::from(i)).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, seq.len()]), model.device());
+        let spec = ecco_core::CaptureSpec::none().with_logits(ecco_core::Logits::Last);
+        let mut hooks = ecco_core::Hooks::new(spec);
+        for (pattern, edit) in edits {
+            hooks = hooks.with_intervention(*pattern, std::sync::Arc::clone(edit));
+        }
+        let out = model.forward_hooked(ecco_core::ModelInputs::new(model.embed(ids)), &mut hooks)?;
+        let vocab = model.info().vocab_size;
+        out.logits.map(|l| l.reshape([vocab])).ok_or(Error::InvalidSetting("the model has no LM head: it cannot generate"))
+    })
+}
+
 /// Generates up to `options.max_new_tokens` ids from an encoder-decoder: the encoder reads
 /// `input` once, the decoder starts from the config's `decoder_start_token_id` (not returned)
 /// and reuses its keys and values; `on_token` is called after each generated id.

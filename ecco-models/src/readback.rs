@@ -54,7 +54,25 @@ pub fn capture_pass(
     ids: &[u32],
     capture: &ecco_core::CaptureSpec,
 ) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
-    run_capture(model, ids, None, capture)
+    run_capture(model, ids, None, capture, &[])
+}
+
+/// As [`capture_pass`] (or [`capture_pass_seq2seq`] with `decoder_ids`) with `edits` applied at
+/// their hook points: the captures are the edited run's.
+///
+/// # Errors
+/// As [`capture_pass`], and a failing intervention.
+pub fn capture_pass_with_edits(
+    model: &dyn ecco_core::LanguageModel,
+    ids: &[u32],
+    decoder_ids: Option<&[u32]>,
+    capture: &ecco_core::CaptureSpec,
+    edits: &[(ecco_core::HookPattern, std::sync::Arc<dyn ecco_core::Intervention>)],
+) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
+    if decoder_ids.is_some_and(<[u32]>::is_empty) {
+        return Err(ecco_core::Error::MissingInput("the decoder input is empty").into());
+    }
+    run_capture(model, ids, decoder_ids, capture, edits)
 }
 
 /// As [`capture_pass`] for an encoder-decoder: the encoder reads `encoder_ids`, the decoder
@@ -71,7 +89,7 @@ pub fn capture_pass_seq2seq(
     if decoder_ids.is_empty() {
         return Err(ecco_core::Error::MissingInput("the decoder input is empty").into());
     }
-    run_capture(model, encoder_ids, Some(decoder_ids), capture)
+    run_capture(model, encoder_ids, Some(decoder_ids), capture, &[])
 }
 
 fn run_capture(
@@ -79,6 +97,7 @@ fn run_capture(
     ids: &[u32],
     decoder_ids: Option<&[u32]>,
     capture: &ecco_core::CaptureSpec,
+    edits: &[(ecco_core::HookPattern, std::sync::Arc<dyn ecco_core::Intervention>)],
 ) -> Result<(BTreeMap<String, F32Tensor>, Vec<usize>)> {
     use burn::tensor::{Int, TensorData};
     let capture = capture.clone().with_logits(ecco_core::Logits::Skip);
@@ -87,7 +106,11 @@ fn run_capture(
         model.embed(Tensor::<2, Int>::from_data(TensorData::new(data, [1, ids.len()]), model.device()))
     };
     let inputs = ecco_core::ModelInputs { embeds: embed(ids), decoder_embeds: decoder_ids.map(embed) };
-    let output = model.forward(inputs, &capture)?;
+    let mut hooks = ecco_core::Hooks::new(capture);
+    for (pattern, edit) in edits {
+        hooks = hooks.with_intervention(*pattern, std::sync::Arc::clone(edit));
+    }
+    let output = model.forward_hooked(inputs, &mut hooks)?;
     let mut tensors = BTreeMap::new();
     let mut layers = Vec::new();
     for (stack, captures) in [("encoder", output.encoder), ("decoder", output.decoder)] {

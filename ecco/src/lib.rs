@@ -89,6 +89,7 @@
 //! - [`batch`]: one document of a corpus run (`ecco batch`) as table rows.
 //! - [`options`]: [`GenerateOptions`], [`ForwardOptions`].
 //! - [`run`]: [`Lm::generate`], [`Lm::forward`].
+//! - [`interventions`]: [`Ablation`], [`Steering`], [`Interventions`], [`Lm::patch`], [`Lm::steering_vector`].
 //! - [`output`]: [`Output`] and its analyses.
 //! - [`nmf`](mod@nmf): [`NmfOptions`], [`NmfOutcome`].
 //! - [`report`]: [`ReportOptions`], the HTML page's data.
@@ -102,6 +103,7 @@
 
 pub mod batch;
 pub mod evaluate;
+pub mod interventions;
 mod lens;
 pub mod load;
 mod masked;
@@ -115,11 +117,13 @@ pub mod views;
 
 pub use {ecco_attrib, ecco_core, ecco_factor, ecco_models, ecco_viz};
 
+pub use ecco_attrib::PatchMethod;
 pub use ecco_attrib::{AttributionTarget, LayerPrediction, Lens, Method, parse_methods};
 pub use ecco_core::Cancel;
 pub use ecco_core::{HookPattern, HookPoint, parse_hook_patterns};
 pub use ecco_models::{DEMO_NAME, DeviceKind, HubSettings, Sampling};
 pub use evaluate::{Baseline, EvaluateOptions, Evaluation};
+pub use interventions::{Ablation, AblationMode, AblationUnits, Interventions, PatchOptions, Patching, Steering, write_steering_vector};
 pub use load::{Lm, LoadOptions, demo, demo_on, from_pretrained, resolve_token};
 pub use nmf::{MAX_NMF_ITER, NmfOptions, NmfOutcome};
 pub use options::{ForwardOptions, GenerateOptions};

@@ -45,6 +45,8 @@ pub struct GenerateOptions {
     /// Capture these hook points under their own names (`--capture`; `docs/hooks.md`), e.g.
     /// `ecco::parse_hook_patterns("blocks.*.mlp.post")?`.
     pub capture: Vec<HookPattern>,
+    /// Ablations and steering vectors applied in every forward pass (`--ablate`, `--steer`).
+    pub interventions: crate::Interventions,
     /// Progress bars on stderr for long work (shown only on a terminal).
     pub progress: bool,
     /// A handle through which another thread follows the work's progress and stops it.
@@ -65,6 +67,7 @@ impl Default for GenerateOptions {
             hidden_states: true,
             attention: false,
             capture: Vec::new(),
+            interventions: crate::Interventions::default(),
             progress: true,
             control: None,
         }
@@ -100,6 +103,8 @@ pub struct ForwardOptions {
     /// Encoder-decoders (T5): the decoder's input after its start token (`None`: the start
     /// token alone, the first step of generation); tokenised without special tokens.
     pub decoder_text: Option<String>,
+    /// Ablations and steering vectors applied to the pass (`--ablate`, `--steer`).
+    pub interventions: crate::Interventions,
     /// Progress bars on stderr (shown only on a terminal).
     pub progress: bool,
     /// A handle through which another thread follows the work's progress and stops it.
@@ -120,6 +125,7 @@ impl Default for ForwardOptions {
             capture: Vec::new(),
             mask_topk: 10,
             decoder_text: None,
+            interventions: crate::Interventions::default(),
             progress: true,
             control: None,
         }
@@ -134,6 +140,7 @@ pub(crate) struct Request<'a> {
     pub ig_steps: usize,
     pub capture: ecco_core::CaptureSpec,
     pub layers_chosen: bool,
+    pub interventions: &'a crate::Interventions,
     pub progress: bool,
     pub control: Option<&'a Control>,
 }
@@ -171,6 +178,7 @@ impl GenerateOptions {
             ig_steps: self.ig_steps,
             capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention, &self.capture)?,
             layers_chosen: self.layers.is_some(),
+            interventions: &self.interventions,
             progress: self.progress,
             control: self.control.as_ref(),
         })
@@ -186,6 +194,7 @@ impl ForwardOptions {
             ig_steps: self.ig_steps,
             capture: capture(self.activations, self.layers.as_ref(), self.hidden_states, self.attention, &self.capture)?,
             layers_chosen: self.layers.is_some(),
+            interventions: &self.interventions,
             progress: self.progress,
             control: self.control.as_ref(),
         })

@@ -38,6 +38,9 @@ impl Lm {
         let request = options.request()?;
         let loaded = self.loaded();
         if let Some(model) = loaded.model.as_seq2seq() {
+            if !request.interventions.is_empty() {
+                bail!("--ablate and --steer on `generate` are for causal LMs; on {} use `ecco forward` with --decoder-text", loaded.name);
+            }
             return self.generate_seq2seq(model, prompt, options, &request);
         }
         // The decoders' tokenizers add BOS when their checkpoint asks for it (GPT-2's add nothing).
@@ -59,10 +62,16 @@ impl Lm {
         gen_options.validate(prompt_ids.len(), causal.info().max_positions)?;
         request.capture.layers.resolve(self.info().n_layers)?;
         check_hooks(loaded, &request)?;
+        self.check_interventions(&request)?;
         let attribution = attribution_options(loaded, &request)?;
 
         let bar = progress::bar(options.progress, request.control, options.max_new_tokens as u64, "generating");
-        let generated = ecco_models::generate(causal, &prompt_ids, &gen_options, |n| bar.set_position(n as u64));
+        let edits = request.interventions.edits();
+        let generated = if edits.is_empty() {
+            ecco_models::generate(causal, &prompt_ids, &gen_options, |n| bar.set_position(n as u64))
+        } else {
+            ecco_models::generate_with_edits(loaded.model.as_lm(), &prompt_ids, &gen_options, &edits, |n| bar.set_position(n as u64))
+        };
         bar.finish_and_clear();
         let mut ids = prompt_ids.clone();
         ids.extend(generated?);
@@ -189,6 +198,7 @@ impl Lm {
             // `generate`: special tokens skipped; empty without `decoder_text`).
             request.capture.layers.resolve(seq2seq_layers(model))?;
             check_hooks(loaded, &request)?;
+            self.check_interventions(&request)?;
             let mut decoder_ids = vec![model.config.decoder_start_token_id];
             if let Some(decoder_text) = &options.decoder_text {
                 decoder_ids.extend(loaded.tokenizer.encode(decoder_text, false)?.ids);
@@ -206,6 +216,12 @@ impl Lm {
         }
         request.capture.layers.resolve(self.info().n_layers)?;
         check_hooks(loaded, &request)?;
+        self.check_interventions(&request)?;
+        if masked && !request.interventions.is_empty() && loaded.tokenizer.mask_token_id().is_some_and(|m| ids.contains(&m)) {
+            bail!(
+                "--ablate and --steer on a masked LM's `forward` change the captures only: take the mask token out of the text, or use `ecco patch`"
+            );
+        }
         let attribution = attribution_options(loaded, &request)?;
         let (tensors, activation_layers) = run_captures(loaded, &ids, &request)?;
         let mut trace = new_trace(loaded, &ids, ids.len())?;
@@ -272,6 +288,20 @@ impl Output {
     }
 }
 
+impl Lm {
+    /// Refuses interventions that do not fit the model, and attribution of an intervened run
+    /// (attribution differentiates the unchanged model).
+    fn check_interventions(&self, request: &Request<'_>) -> Result<()> {
+        if request.interventions.is_empty() {
+            return Ok(());
+        }
+        if !request.attribution.is_empty() {
+            bail!("attribution runs on the unchanged model: drop --attribution or the --ablate/--steer interventions");
+        }
+        request.interventions.check(self)
+    }
+}
+
 /// The attribution settings, with the foil token resolved.
 fn attribution_options(loaded: &LoadedModel, request: &Request<'_>) -> Result<AttributionOptions> {
     ecco_attrib::check_ig_steps(request.ig_steps)?;
@@ -326,10 +356,7 @@ fn capture_with(
         return Ok((BTreeMap::new(), Vec::new()));
     }
     let spinner = progress::spinner(request.progress, "capturing");
-    let result = match decoder_ids {
-        Some(decoder_ids) => ecco_models::capture_pass_seq2seq(loaded.model.as_lm(), ids, decoder_ids, capture),
-        None => ecco_models::capture_pass(loaded.model.as_lm(), ids, capture),
-    };
+    let result = ecco_models::capture_pass_with_edits(loaded.model.as_lm(), ids, decoder_ids, capture, &request.interventions.edits());
     spinner.finish_and_clear();
     Ok(result?)
 }
@@ -387,6 +414,7 @@ fn finish(
     if request.layers_chosen {
         trace.activation_layers = Some(activation_layers);
     }
+    trace.interventions = request.interventions.records();
     if tensors.values().any(|t| t.data.iter().any(|v| !v.is_finite())) {
         bail!("the model produced NaN or infinite values; the checkpoint's weights may be corrupt");
     }

@@ -93,6 +93,7 @@ impl Lm {
             attention,
             progress,
             control: Some(control.clone()),
+            ..GenerateOptions::default()
         };
         let output = interrupt::run(py, &control, on_progress.as_ref(), || self.inner.generate(text, &options))?;
         Ok(Output::new(output))
@@ -134,6 +135,7 @@ impl Lm {
             decoder_text,
             progress,
             control: Some(control.clone()),
+            ..ForwardOptions::default()
         };
         let output = interrupt::run(py, &control, on_progress.as_ref(), || self.inner.forward(text, &options))?;
         Ok(Output::new(output))
