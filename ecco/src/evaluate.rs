@@ -187,7 +187,7 @@ pub(crate) fn evaluate(trace: &Trace, loaded: &LoadedModel, options: &EvaluateOp
     let metric =
         MetricOptions { seed: options.seed, random_draws: options.random_draws, steps: options.steps, ..MetricOptions::new(removal) };
     let rows: Vec<&[Vec<f32>]> = names.iter().map(|n| trace.attributions[n].as_slice()).collect();
-    let bar = crate::progress::bar(options.progress, 0, "evaluate");
+    let bar = crate::progress::bar(options.progress, None, 0, "evaluate");
     let results = ecco_attrib::evaluate_many(lm, &examples, &rows, &metric, &mut |n, total| {
         bar.set_length(total as u64);
         bar.inc(n as u64);

@@ -151,7 +151,7 @@ fn run_edited(lm: &dyn LanguageModel, prompt: &[u32], edits: &[HookEdit]) -> Res
     }
     let out = lm.forward_hooked(ModelInputs::new(embeds), &mut hooks)?;
     let logits = out.logits.context("logits")?.into_data().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let options = GenerateOptions { max_new_tokens: 4, sampling: None, eos_token_id: None };
+    let options = GenerateOptions { max_new_tokens: 4, sampling: None, eos_token_ids: Vec::new(), cancel: None };
     let tokens = ecco_models::generate_with_edits(lm, prompt, &options, edits, |_| {})?;
     Ok((logits, tokens))
 }

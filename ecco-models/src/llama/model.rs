@@ -3,8 +3,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ecco_core::{
-    CaptureSpec, CausalLm, HookPoint, Hooks, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind,
-    ModelOutput, Stack,
+    CausalLm, HookPoint, Hooks, InputGradients, KvCache, LanguageModel, Logits, ModelInfo, ModelInputs, ModelKind, ModelOutput, Stack,
 };
 
 use crate::host::HostMatrix;
