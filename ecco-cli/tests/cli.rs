@@ -144,9 +144,9 @@ fn bad_input_gives_one_line_errors_and_no_output() -> Result<()> {
     let weights = std::fs::read(broken.join("model.safetensors"))?;
     std::fs::write(broken.join("model.safetensors"), &weights[..weights.len() / 2])?;
     run(gen_args(s(&broken), "hi", "2"), "model.safetensors")?;
-    let config = std::fs::read_to_string(model.join("config.json"))?.replace("\"gpt2\"", "\"llama\"");
+    let config = std::fs::read_to_string(model.join("config.json"))?.replace("\"gpt2\"", "\"mamba\"");
     std::fs::write(broken.join("config.json"), config)?;
-    run(gen_args(s(&broken), "hi", "2"), "unsupported architecture `llama`")?;
+    run(gen_args(s(&broken), "hi", "2"), "unsupported architecture `mamba`")?;
     std::fs::copy(model.join("config.json"), broken.join("config.json"))?;
     std::fs::remove_file(broken.join("tokenizer.json"))?;
     run(gen_args(s(&broken), "hi", "2"), "tokenizer.json")?;

@@ -210,7 +210,8 @@ impl Output {
         progress: bool,
     ) -> PyResult<View> {
         let lens: Lens = errors::parse(py, lens)?;
-        let options = ReportOptions { title, lens, position, topk, watch, components, neurons: None, attention_topk, progress };
+        let options =
+            ReportOptions { title, lens, position, topk, watch, components, neurons: None, attention_topk, progress, evaluate: None };
         let out = &self.inner;
         Ok(View { report: py.detach(|| out.report(&options)).py(py)? })
     }
