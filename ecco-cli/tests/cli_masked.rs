@@ -89,11 +89,11 @@ fn masked_lm_bad_input_gives_one_line_errors() -> Result<()> {
     ensure!(!out.exists(), "an error left output behind");
 
     // An architecture we do not implement: the error lists the supported ones.
-    let llama = tmp.path().join("llama");
-    std::fs::create_dir(&llama)?;
-    std::fs::write(llama.join("config.json"), r#"{"model_type": "llama"}"#)?;
-    std::fs::copy(bert.join("tokenizer.json"), llama.join("tokenizer.json"))?;
-    fails(&["forward", "--model", s(&llama), "--text", "hi", "--out", s(&out)], "supported: gpt2, bert, roberta, distilbert")?;
+    let unsupported = tmp.path().join("unsupported");
+    std::fs::create_dir(&unsupported)?;
+    std::fs::write(unsupported.join("config.json"), r#"{"model_type": "mamba"}"#)?;
+    std::fs::copy(bert.join("tokenizer.json"), unsupported.join("tokenizer.json"))?;
+    fails(&["forward", "--model", s(&unsupported), "--text", "hi", "--out", s(&out)], "supported: gpt2, bert, roberta, distilbert")?;
 
     // A tokenizer with more entries than the model's vocabulary.
     let mixed = tmp.path().join("mixed");

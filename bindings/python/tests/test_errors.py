@@ -44,7 +44,7 @@ def test_bad_input_is_value_error_with_the_cli_message(lm: ecco_rs.LM, cli: Cli,
 
 
 def test_checks_of_the_crate_are_value_errors(lm: ecco_rs.LM) -> None:
-    with pytest.raises(ecco_rs.EccoValueError, match="integrated-gradients steps"):
+    with pytest.raises(ecco_rs.EccoValueError, match="integrated gradients takes 1 to"):
         lm.generate(PROMPT, generate=1, ig_steps=0, attribution=["ig"])
     with pytest.raises(ValueError, match="beam"):
         lm.generate(PROMPT, generate=1, beam_size=2)
