@@ -79,7 +79,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "cpu_seconds": time.pr
 
 
 def inseq(args) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(args.overlay), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(args.overlay) if args.overlay else None, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", INSEQ_JOB, str(args.model), str(args.corpus), str(args.batch_size)],
                          check=True, capture_output=True, text=True, env=env)
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--model", type=Path, default=BENCH_MODEL)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--overlay", type=Path, default=Path("/work/venvs/inseq-overlay"))
+    parser.add_argument("--overlay", type=Path, help="a directory of inseq and its pure-Python dependencies installed with --no-deps (pip install --target), put on sys.path before the fixture environment")
     args = parser.parse_args()
     if args.mode == "corpus":
         corpus(args.n, args.out or Path(f"corpus-{args.n}.jsonl"))
